@@ -1,0 +1,182 @@
+"""Command line: flags in the Prometheus exporter style, exit codes 0 ok, 1 failure, 2 usage.
+
+`--check-config` validates and exits, `--once` polls once and prints the exposition (the "do my
+credentials work" command), `--demo` runs against the embedded simulator, otherwise serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .log import SecretScrubber, get_logger, setup_logging
+from .runtime import Exporter
+from .web import create_web_app
+
+log = get_logger()
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+SHUTDOWN_GRACE_SECONDS = 4.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citrix-cloud-exporter",
+        description="Prometheus exporter for Citrix Cloud licensing and DaaS (Monitor) data.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=os.environ.get("CITRIX_EXPORTER_CONFIG", "citrix-cloud-exporter.yml"),
+        help="YAML config file (env CITRIX_EXPORTER_CONFIG; default %(default)s)",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        help="HOST:PORT to serve on (overrides web.listen_address; default :9876)",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        help="path of the metrics endpoint (default /metrics)",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info",
+        choices=["debug", "info", "warning", "error"],
+    )  # fmt: skip
+    parser.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check-config", action="store_true",
+        help="validate the config (and that secret files are readable), then exit 0 or 2",
+    )  # fmt: skip
+    parser.add_argument(
+        "--once", action="store_true",
+        help="poll every enabled collector once, print the metrics, exit 0 if all succeeded",
+    )  # fmt: skip
+    mode.add_argument(
+        "--demo", action="store_true",
+        help="run against the embedded Citrix Cloud simulator; no config or account needed",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """`:9876` (all interfaces), `127.0.0.1:9876` or `[::1]:9876` -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid listen address {address!r}: expected HOST:PORT or :PORT")
+    host = host.strip("[]")
+    return (host or None), int(port)
+
+
+async def poll_once(config: Config) -> tuple[bool, bytes]:
+    async with Exporter(config, process_metrics=False) as exporter:
+        ok = await exporter.poller.run_all_once()
+        if not exporter.poller.jobs:
+            ok = False
+            log.error("no collector is enabled")
+        return ok, generate_latest(exporter.registry)
+
+
+async def serve(config: Config, listen_address: str, telemetry_path: str) -> int:
+    """Serve until SIGTERM/SIGINT; polling runs in the background from the start."""
+    host, port = parse_listen_address(listen_address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Exporter(config) as exporter:
+        runner = web.AppRunner(
+            create_web_app(exporter, telemetry_path),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS / 2,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as err:
+            await runner.cleanup()
+            log.error("cannot listen", extra={"address": listen_address, "error": str(err)})
+            return EXIT_FAILURE
+        log.info(
+            "serving metrics",
+            extra={
+                "address": listen_address,
+                "url": f"http://{host or 'localhost'}:{port}{telemetry_path}",
+                "customers": len(config.customers),
+                "version": __version__,
+            },
+        )
+        exporter.poller.start()
+        await stop.wait()
+        log.info("shutting down")
+        await exporter.poller.stop()
+        await runner.cleanup()
+    return EXIT_OK
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_config, start_simulator  # the simulator is only needed here
+    from .simulator.scenarios import demo_state
+
+    state = demo_state()
+    sim_runner, base_url = await start_simulator(state)
+    log.info("demo: simulated Citrix Cloud started", extra={"url": base_url})
+    try:
+        config = demo_config(base_url, state, args.listen_address)
+        if args.once:
+            ok, text = await poll_once(config)
+            sys.stdout.write(text.decode())
+            return EXIT_OK if ok else EXIT_FAILURE
+        return await serve(
+            config,
+            args.listen_address or config.web.listen_address,
+            args.telemetry_path or config.web.telemetry_path,
+        )
+    finally:
+        await sim_runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    scrubber: SecretScrubber = setup_logging(args.log_level, args.log_format)
+    if args.demo:
+        return asyncio.run(run_demo(args))
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    scrubber.add(config.secrets())
+    if args.check_config:
+        print(f"{args.config_file}: valid, {len(config.customers)} customer(s)")
+        return EXIT_OK
+    if args.telemetry_path and not args.telemetry_path.startswith("/"):
+        print("error: --web.telemetry-path must start with '/'", file=sys.stderr)
+        return EXIT_USAGE
+    listen_address = args.listen_address or config.web.listen_address
+    try:
+        parse_listen_address(listen_address)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.once:
+        ok, text = asyncio.run(poll_once(config))
+        sys.stdout.write(text.decode())
+        return EXIT_OK if ok else EXIT_FAILURE
+    return asyncio.run(
+        serve(config, listen_address, args.telemetry_path or config.web.telemetry_path)
+    )

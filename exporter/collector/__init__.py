@@ -1,0 +1,1 @@
+"""Collectors: each turns one area of the Citrix Cloud APIs into metric families per poll."""

@@ -1,0 +1,77 @@
+"""What every collector is given and must provide."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from ..config import CustomerConfig
+from ..metrics import DataIssues
+from ..upstream.client import ApiClient
+
+
+@dataclass
+class CollectorContext:
+    """A collector's view of its customer: config, API client, data-issue reporter, clock."""
+
+    customer: CustomerConfig
+    api: ApiClient
+    issues: DataIssues
+    clock: Callable[[], float] = field(default=time.time)
+
+    @property
+    def customer_id(self) -> str:
+        return self.customer.customer_id
+
+
+class Collector(ABC):
+    """Polls one area of the API for one customer; `poll` returns complete metric families.
+
+    Raising from `poll` marks the poll failed; the previous result stays published until it
+    is older than max_staleness.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        self.ctx = ctx
+
+    @abstractmethod
+    async def poll(self) -> list[Metric]:
+        """Fetch and return this collector's families for the customer."""
+
+
+class GaugeSet:
+    """Builds gauge families that share label names, created on first use, in a fixed order."""
+
+    def __init__(self, labelnames: list[str], help_suffix: str) -> None:
+        self._labelnames = labelnames
+        self._help_suffix = help_suffix
+        self._families: dict[str, GaugeMetricFamily] = {}
+
+    def add(
+        self,
+        name: str,
+        help_text: str,
+        labels: list[str],
+        value: float,
+        extra_labels: dict[str, str] | None = None,
+    ) -> None:
+        extra = extra_labels or {}
+        family = self._families.get(name)
+        if family is None:
+            family = GaugeMetricFamily(
+                name,
+                f"{help_text} {self._help_suffix}",
+                labels=[*self._labelnames, *extra],
+            )
+            self._families[name] = family
+        family.add_metric([*labels, *extra.values()], float(value))
+
+    def families(self) -> list[Metric]:
+        return list(self._families.values())

@@ -1,0 +1,693 @@
+"""Configuration file loading and validation.
+
+The exporter runs unattended, so a bad configuration must fail at start-up with one message per
+problem that names the key path and the YAML line, and it must never echo a credential into a log.
+Loading therefore happens in stages, each of which can report precise key paths:
+
+1. parse the YAML into a node tree (for line numbers) and plain Python data;
+2. expand ``${VAR}`` in string values from the environment;
+3. replace ``client_id_file`` / ``client_secret_file`` by the content of those files;
+4. validate the result with the pydantic models below and translate their errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from exporter.durations import DurationError, parse_duration
+
+__all__ = [
+    "REGION_BASE_URLS",
+    "CollectorConfig",
+    "CollectorsConfig",
+    "Config",
+    "ConfigError",
+    "CustomerConfig",
+    "PollConfig",
+    "RetryConfig",
+    "WebConfig",
+    "load_config",
+    "parse_config",
+]
+
+Region = Literal["us", "eu", "ap-s", "jp"]
+
+REGION_BASE_URLS: dict[str, str] = {
+    "us": "https://api.cloud.com",
+    "eu": "https://api.cloud.com",
+    "ap-s": "https://api.cloud.com",
+    "jp": "https://api.citrixcloud.jp",
+}
+
+Loc = tuple[str | int, ...]
+
+_CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_ENV_REF_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_FILE_FIELDS = ("client_id", "client_secret")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``str(err)`` is the complete message for the operator.
+
+    ``messages`` holds the individual problems (one per line of ``str(err)``). No message ever
+    contains a credential value.
+    """
+
+    def __init__(self, messages: str | Sequence[str]) -> None:
+        self.messages: tuple[str, ...] = (
+            (messages,) if isinstance(messages, str) else tuple(messages)
+        )
+        super().__init__("\n".join(self.messages))
+
+
+class _NestedError(ValueError):
+    """Raised by validators to report problems on keys *below* the validated value.
+
+    Pydantic attaches a validator's error to the validated object itself; carrying relative key
+    paths lets the error translation point at the exact key (e.g. the duplicate ``customer_id``).
+    """
+
+    def __init__(self, problems: Sequence[tuple[Loc, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(message for _, message in self.problems))
+
+
+# --------------------------------------------------------------------------------------------
+# Field helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _to_seconds(value: object) -> object:
+    """Accept "5m"-style strings or plain seconds wherever the config takes a duration."""
+    if not isinstance(value, str | int | float):
+        raise ValueError("must be a duration such as 30s, 5m or 1h")
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(exc.summary) from None
+
+
+def _to_optional_seconds(value: object) -> object:
+    """Like :func:`_to_seconds`, but an absent value means "inherit the default"."""
+    return None if value is None else _to_seconds(value)
+
+
+Duration = Annotated[float, BeforeValidator(_to_seconds)]
+OptionalDuration = Annotated[float | None, BeforeValidator(_to_optional_seconds)]
+
+
+def _empty_if_none(value: object) -> object:
+    """Treat an empty YAML section (``poll:`` with every child commented out) as all defaults."""
+    return {} if value is None else value
+
+
+class _Model(BaseModel):
+    """Common settings: typos must be errors, and a loaded config must not change under us."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class WebConfig(_Model):
+    """Where the exporter's own HTTP server listens."""
+
+    listen_address: str = ":9876"
+    telemetry_path: str = "/metrics"
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen_address(cls, value: str) -> str:
+        """Catch a missing or malformed port now rather than when binding the socket."""
+        host, sep, port = value.rpartition(":")
+        valid_host = not host.startswith("[") or host.endswith("]")
+        if not sep or not port.isdigit() or int(port) > 65535 or not valid_host:
+            raise ValueError("must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'")
+        return value
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _check_telemetry_path(cls, value: str) -> str:
+        """A relative path would never match an incoming request."""
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+
+class RetryConfig(_Model):
+    """Retries of one upstream request; ``attempts`` counts the first try too."""
+
+    attempts: int = Field(default=4, ge=1, le=10)
+    base_delay: Duration = 1.0
+    max_delay: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _check_delays(self) -> RetryConfig:
+        """Exponential back-off is capped at max_delay, so it must not be below the start."""
+        if self.max_delay < self.base_delay:
+            raise _NestedError([(("max_delay",), "must not be smaller than base_delay")])
+        return self
+
+
+class PollConfig(_Model):
+    """How often and how patiently the upstream APIs are polled."""
+
+    interval: Duration = 300.0
+    timeout: Duration = 30.0
+    max_staleness: Duration = 3600.0
+    retry: RetryConfig = RetryConfig()
+
+    _retry_defaults = field_validator("retry", mode="before")(_empty_if_none)
+
+
+class CollectorConfig(_Model):
+    """Per-collector switch and optional interval (``None`` = use ``poll.interval``).
+
+    Collectors with their own options subclass this (e.g. a future ``MonitorCollectorConfig``)
+    and replace the field type in :class:`CollectorsConfig`.
+    """
+
+    enabled: bool = True
+    interval: OptionalDuration = None
+
+
+class CollectorsConfig(_Model):
+    """Which collectors run for a customer.
+
+    Each field's default instance defines that collector's default ``enabled`` state, which also
+    applies when the section is present but does not mention ``enabled``.
+    """
+
+    licensing: CollectorConfig = CollectorConfig(enabled=True)
+    monitor: CollectorConfig = CollectorConfig(enabled=True)
+    partner: CollectorConfig = CollectorConfig(enabled=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_default_enabled(cls, data: Any) -> Any:
+        """Keep ``partner: {interval: 1h}`` disabled, like an absent ``partner`` section."""
+        if not isinstance(data, dict):
+            return data
+        result = dict(data)
+        for name, field in cls.model_fields.items():
+            value = _empty_if_none(result.get(name, {}))
+            if name in result and isinstance(value, dict) and "enabled" not in value:
+                default = field.default
+                if isinstance(default, CollectorConfig):
+                    value = {**value, "enabled": default.enabled}
+                result[name] = value
+        return result
+
+    def enabled(self) -> list[tuple[str, CollectorConfig]]:
+        """``(name, config)`` of the enabled collectors, in declaration order."""
+        pairs = ((name, getattr(self, name)) for name in type(self).model_fields)
+        return [(name, cfg) for name, cfg in pairs if cfg.enabled]
+
+    def get(self, name: str) -> CollectorConfig:
+        """The config of collector ``name``; ``KeyError`` for unknown names (a programming bug)."""
+        if name not in type(self).model_fields:
+            raise KeyError(f"unknown collector {name!r}")
+        value: CollectorConfig = getattr(self, name)
+        return value
+
+
+class CustomerConfig(_Model):
+    """One Citrix Cloud customer (tenant) and the API client used to scrape it."""
+
+    customer_id: str
+    client_id: str
+    client_secret: SecretStr
+    region: Region = "us"
+    api_url: str | None = None
+    ca_file: str | None = None
+    collectors: CollectorsConfig = CollectorsConfig()
+
+    _collectors_defaults = field_validator("collectors", mode="before")(_empty_if_none)
+
+    @field_validator("customer_id")
+    @classmethod
+    def _check_customer_id(cls, value: str) -> str:
+        """The id ends up in URLs, headers and metric labels, so keep it to a safe alphabet."""
+        if not _CUSTOMER_ID_RE.fullmatch(value):
+            raise ValueError("must be 1-64 characters of letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        """An empty client id only fails later, at the first token request."""
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _check_client_secret(cls, value: SecretStr) -> SecretStr:
+        """An empty secret is almost always an unset variable or an empty file."""
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _check_region(cls, value: object) -> object:
+        """Give a readable list of choices instead of pydantic's literal_error text."""
+        if value not in get_args(Region):
+            raise ValueError(f"must be one of {', '.join(get_args(Region))}")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        """The URL is used as a prefix for API paths, so only scheme, host and path make sense."""
+        return None if value is None else _normalise_api_url(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str | None) -> str | None:
+        """Fail at start-up, not at the first TLS handshake."""
+        if value is not None:
+            _check_readable(value, "CA file")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """API base URL without trailing slash: ``api_url`` if set, else the region's URL."""
+        return (self.api_url or REGION_BASE_URLS[self.region]).rstrip("/")
+
+    def interval_for(self, collector: str, default: float) -> float:
+        """Poll interval of ``collector``: its own ``interval`` or ``default`` (poll.interval)."""
+        interval = self.collectors.get(collector).interval
+        return default if interval is None else interval
+
+
+class Config(_Model):
+    """The whole configuration file."""
+
+    web: WebConfig = WebConfig()
+    poll: PollConfig = PollConfig()
+    customers: list[CustomerConfig] = Field(min_length=1)
+
+    _section_defaults = field_validator("web", "poll", mode="before")(_empty_if_none)
+
+    @field_validator("customers", mode="before")
+    @classmethod
+    def _customers_none(cls, value: object) -> object:
+        """``customers:`` without entries should say "must not be empty", not "not a list"."""
+        return [] if value is None else value
+
+    @field_validator("customers")
+    @classmethod
+    def _check_unique_ids(cls, customers: list[CustomerConfig]) -> list[CustomerConfig]:
+        """Metrics are labelled by customer_id, so two entries would overwrite each other."""
+        first_index: dict[str, int] = {}
+        problems: list[tuple[Loc, str]] = []
+        for index, customer in enumerate(customers):
+            first = first_index.setdefault(customer.customer_id, index)
+            if first != index:
+                message = (
+                    f"duplicate customer_id '{customer.customer_id}', "
+                    f"already used by customers[{first}]"
+                )
+                problems.append(((index, "customer_id"), message))
+        if problems:
+            raise _NestedError(problems)
+        return customers
+
+    def secrets(self) -> list[str]:
+        """Every credential value, so that log output can be redacted."""
+        values = (c.client_secret.get_secret_value() for c in self.customers)
+        return list(dict.fromkeys(v for v in values if v))
+
+
+def _normalise_api_url(url: str) -> str:
+    """Validate an API base URL and strip trailing slashes (messages never repeat the URL)."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if "?" in url or "#" in url:
+        raise ValueError("must not contain a query string or fragment")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain credentials")
+    return url.rstrip("/")
+
+
+def _check_readable(path: str, what: str) -> None:
+    """Raise ``ValueError`` naming ``path`` (never its content) if it cannot be opened."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} '{path}': {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's short explanation ("No such file or directory") without repeating the path."""
+    return exc.strerror or type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One error before formatting; ``line`` is looked up from ``loc`` unless given."""
+
+    loc: Loc
+    message: str
+    line: int | None = None
+
+
+class _Unresolved:
+    """Placeholder for a value whose ``${VAR}`` could not be expanded (already reported)."""
+
+    def __repr__(self) -> str:
+        return "<unresolved>"
+
+
+_UNRESOLVED = _Unresolved()
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration file at ``path``; raise :class:`ConfigError`."""
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read configuration file: {_reason(exc)}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: configuration file is not valid UTF-8") from None
+    return parse_config(text, source=source, environ=environ)
+
+
+def parse_config(
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate configuration ``text``; ``source`` prefixes every error message.
+
+    ``environ`` defaults to ``os.environ`` and is used for ``${VAR}`` expansion.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    root, data = _load_yaml(text, source)
+    if root is None or data is None:
+        raise ConfigError(f"{source}: configuration is empty")
+    if not isinstance(data, dict):
+        line = root.start_mark.line + 1
+        raise ConfigError(f"{source}: top level must be a mapping of keys (line {line})")
+    problems = _duplicate_keys(root, (), set())
+    suppressed: set[Loc] = set()
+    try:
+        data = _expand(data, (), env, problems, suppressed)
+    except RecursionError:
+        raise ConfigError(f"{source}: recursive YAML aliases are not supported") from None
+    _resolve_secret_files(data, problems, suppressed)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(p for p in _translate(exc) if not _is_suppressed(p.loc, suppressed))
+    if problems or config is None:
+        raise ConfigError(_format_problems(problems, root, source))
+    return config
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """Return the node tree (for line numbers) and the plain data of a single YAML document."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (None if node is None else loader.construct_document(node))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{source}: YAML syntax error{where}: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: YAML syntax error: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Problem]:
+    """Report keys given twice in one mapping; PyYAML would silently keep the last one."""
+    if id(node) in seen_nodes:
+        return []
+    seen_nodes.add(id(node))
+    problems: list[_Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if isinstance(name, str) and name != "<<":
+                if name in keys:
+                    problems.append(
+                        _Problem((*loc, name), "duplicate key", key.start_mark.line + 1)
+                    )
+                keys.add(name)
+            problems += _duplicate_keys(value, (*loc, name or "?"), seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*loc, index), seen_nodes)
+    return problems
+
+
+def _expand(
+    value: Any, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
+) -> Any:
+    """Return a copy of ``value`` with ``${VAR}`` expanded in every string (not in keys)."""
+    if isinstance(value, str):
+        return _expand_string(value, loc, env, problems, suppressed)
+    if isinstance(value, dict):
+        return {k: _expand(v, (*loc, k), env, problems, suppressed) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), env, problems, suppressed) for i, v in enumerate(value)]
+    return value
+
+
+def _expand_string(
+    text: str, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
+) -> str | _Unresolved:
+    """Expand one string; ``$${X}`` stays a literal ``${X}``. Unset variables are reported."""
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            return "${" + name + "}"
+        if name not in env:
+            missing.append(name)
+            return ""
+        return env[name]
+
+    result = _ENV_REF_RE.sub(substitute, text)
+    if not missing:
+        return result
+    for name in dict.fromkeys(missing):
+        problems.append(_Problem(loc, f"environment variable {name} is not set"))
+    suppressed.add(loc)
+    return _UNRESOLVED
+
+
+def _resolve_secret_files(
+    data: dict[Any, Any], problems: list[_Problem], suppressed: set[Loc]
+) -> None:
+    """Replace ``client_*_file`` keys of every customer by the file's content, in place."""
+    customers = data.get("customers")
+    if not isinstance(customers, list):
+        return
+    for index, customer in enumerate(customers):
+        if isinstance(customer, dict):
+            for field in _SECRET_FILE_FIELDS:
+                _resolve_secret_file(customer, ("customers", index), field, problems, suppressed)
+
+
+def _resolve_secret_file(
+    customer: dict[Any, Any],
+    loc: Loc,
+    field: str,
+    problems: list[_Problem],
+    suppressed: set[Loc],
+) -> None:
+    """Resolve ``<field>_file`` for one customer; on failure report it on the ``_file`` key."""
+    file_key = f"{field}_file"
+    if file_key not in customer:
+        return
+    path = customer.pop(file_key)
+    file_loc = (*loc, file_key)
+    if field in customer:
+        if path is not _UNRESOLVED:
+            message = f"{field} and {file_key} are mutually exclusive; set only one of them"
+            problems.append(_Problem(file_loc, message))
+        return
+    suppressed.add((*loc, field))  # the field is missing whenever the file cannot be used
+    if path is _UNRESOLVED:
+        return
+    if not isinstance(path, str) or not path.strip():
+        problems.append(_Problem(file_loc, "must be a file path"))
+        return
+    content = _read_secret_file(path, file_loc, problems)
+    if content is not None:
+        customer[field] = content
+        suppressed.discard((*loc, field))
+
+
+def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
+    """Return the file's content without trailing whitespace, or report why it is unusable."""
+    try:
+        content = Path(path).read_text(encoding="utf-8").rstrip()
+    except OSError as exc:
+        problems.append(_Problem(loc, f"cannot read file '{path}': {_reason(exc)}"))
+        return None
+    except UnicodeDecodeError:
+        problems.append(_Problem(loc, f"file '{path}' is not valid UTF-8 text"))
+        return None
+    if not content:
+        problems.append(_Problem(loc, f"file '{path}' is empty"))
+        return None
+    return content
+
+
+def _is_suppressed(loc: Loc, suppressed: set[Loc]) -> bool:
+    """True if ``loc`` is at or below a value whose problem was already reported."""
+    return any(loc[: len(prefix)] == prefix for prefix in suppressed)
+
+
+# --------------------------------------------------------------------------------------------
+# Error translation
+# --------------------------------------------------------------------------------------------
+
+_SIMPLE_MESSAGES: dict[str, str] = {
+    "missing": "field required",
+    "extra_forbidden": "unknown key",
+    "string_type": "must be a string; put the value in quotes",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+_CTX_MESSAGES: dict[str, str] = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "too_long": "must have at most {max_length} entries",
+}
+
+
+def _translate(exc: ValidationError) -> Iterator[_Problem]:
+    """Turn pydantic errors into problems; input values are never copied into messages."""
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        nested = (error.get("ctx") or {}).get("error")
+        if isinstance(nested, _NestedError):
+            for sub_loc, message in nested.problems:
+                yield _Problem((*loc, *sub_loc), message)
+        else:
+            yield _Problem(loc, _message_for(error))
+
+
+def _message_for(error: ErrorDetails) -> str:
+    """A short, value-free message for one pydantic error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "too_short":
+        count = ctx.get("min_length", 1)
+        return "must not be empty" if count == 1 else f"must have at least {count} entries"
+    if kind in _SIMPLE_MESSAGES:
+        return _SIMPLE_MESSAGES[kind]
+    if kind in _CTX_MESSAGES:
+        return _CTX_MESSAGES[kind].format(**ctx)
+    return error["msg"]
+
+
+def _format_problems(problems: Sequence[_Problem], root: yaml.Node, source: str) -> list[str]:
+    """One ``source: key.path: message (line N)`` line per problem, ordered by line."""
+    lines: list[tuple[int, str]] = []
+    for problem in problems:
+        line = problem.line if problem.line is not None else _line_of(root, problem.loc)
+        path = _format_loc(problem.loc)
+        prefix = f"{source}: {path}: " if path else f"{source}: "
+        lines.append((line, f"{prefix}{problem.message} (line {line})"))
+    lines.sort(key=lambda item: item[0])
+    return list(dict.fromkeys(text for _, text in lines))
+
+
+def _format_loc(loc: Loc) -> str:
+    """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _line_of(root: yaml.Node, loc: Loc) -> int:
+    """1-based line of the key at ``loc``, or of its closest existing ancestor."""
+    node = root
+    line = root.start_mark.line + 1
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        line, node = child
+    return line
+
+
+def _child(node: yaml.Node, part: str | int) -> tuple[int, yaml.Node] | None:
+    """(line, value node) of mapping key or sequence index ``part`` under ``node``, if any."""
+    if isinstance(node, yaml.MappingNode):
+        found: tuple[int, yaml.Node] | None = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                found = (key.start_mark.line + 1, value)  # last one wins, as in PyYAML
+        return found
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and isinstance(part, int)
+        and 0 <= part < len(node.value)
+    ):
+        item: yaml.Node = node.value[part]
+        return item.start_mark.line + 1, item
+    return None

@@ -1,0 +1,42 @@
+"""`--demo`: the embedded Citrix Cloud simulator on a free loopback port, and a config for it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .config import Config
+from .simulator.app import create_app
+from .simulator.scenarios import demo_state
+from .simulator.state import SimulatorState
+
+DEMO_INTERVAL = "15s"
+
+
+async def start_simulator(state: SimulatorState | None = None) -> tuple[web.AppRunner, str]:
+    """Start the simulator on 127.0.0.1 with an OS-chosen port; returns (runner, base URL)."""
+    runner = web.AppRunner(create_app(state or demo_state()), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def demo_config(base_url: str, state: SimulatorState, listen_address: str | None) -> Config:
+    """Every simulated customer, polled every 15 s so the demo looks alive quickly."""
+    web_config = {"listen_address": listen_address} if listen_address else {}
+    return Config.model_validate(
+        {
+            "web": web_config,
+            "poll": {"interval": DEMO_INTERVAL, "timeout": "10s"},
+            "customers": [
+                {
+                    "customer_id": customer.customer_id,
+                    "client_id": customer.client_id,
+                    "client_secret": customer.client_secret,
+                    "api_url": base_url,
+                }
+                for customer in state.customers.values()
+            ],
+        }
+    )

@@ -1,0 +1,201 @@
+"""Runs every (customer, collector) job on its own schedule and records how each poll went.
+
+Scrapes never trigger polls: each job is one asyncio task that polls, publishes to the
+snapshot store, and sleeps until its next slot. A job's failure touches only its own status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as RegistryCollector
+
+from .collector.base import Collector
+from .log import get_logger
+from .snapshot import SnapshotStore
+from .upstream.errors import NotEntitledError, UpstreamError
+
+log = get_logger("poller")
+
+STATUS_HELP = "Updated after every poll of the collector, which runs every collector interval."
+
+
+@dataclass
+class PollStatus:
+    """How the last poll of one job went; read by /metrics, /readyz and the landing page."""
+
+    attempts: int = 0
+    last_attempt_at: float | None = None
+    last_success_at: float | None = None
+    last_duration: float | None = None
+    last_ok: bool | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class PollJob:
+    customer_id: str
+    collector: Collector
+    interval: float
+    status: PollStatus = field(default_factory=PollStatus)
+
+    @property
+    def name(self) -> str:
+        return self.collector.name
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.customer_id, self.collector.name)
+
+
+class Poller:
+    """Owns the poll tasks of every job."""
+
+    def __init__(
+        self,
+        jobs: Iterable[PollJob],
+        store: SnapshotStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.jobs = list(jobs)
+        self._store = store
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._not_entitled_logged: set[tuple[str, str]] = set()
+
+    @property
+    def ready(self) -> bool:
+        """True once every job has finished at least one poll, successful or not."""
+        return all(job.status.attempts > 0 for job in self.jobs)
+
+    async def poll_once(self, job: PollJob) -> bool:
+        """Poll one job now, publish or keep its values, and update its status."""
+        status = job.status
+        started = time.monotonic()
+        status.last_attempt_at = self._clock()
+        try:
+            families = await job.collector.poll()
+        except asyncio.CancelledError:
+            raise
+        except NotEntitledError as err:
+            self._record_failure(job, started, str(err))
+            self._store.drop(job.key)
+            if job.key not in self._not_entitled_logged:
+                self._not_entitled_logged.add(job.key)
+                log.warning(
+                    "customer is not entitled to this product (HTTP 404); will keep checking "
+                    "at the normal interval",
+                    extra={
+                        "customer_id": job.customer_id,
+                        "collector": job.name,
+                        "error": str(err),
+                    },
+                )
+            return False
+        except UpstreamError as err:
+            self._record_failure(job, started, str(err))
+            log.error(
+                "poll failed",
+                extra={"customer_id": job.customer_id, "collector": job.name, "error": str(err)},
+            )
+            return False
+        except Exception as err:
+            self._record_failure(job, started, f"internal error: {type(err).__name__}: {err}")
+            log.exception(
+                "poll failed with an internal error",
+                extra={"customer_id": job.customer_id, "collector": job.name},
+            )
+            return False
+        now = self._clock()
+        self._store.publish(job.key, families, now)
+        self._not_entitled_logged.discard(job.key)
+        status.attempts += 1
+        status.last_ok = True
+        status.last_error = None
+        status.last_success_at = now
+        status.last_duration = time.monotonic() - started
+        log.debug(
+            "poll succeeded",
+            extra={
+                "customer_id": job.customer_id,
+                "collector": job.name,
+                "duration_seconds": round(status.last_duration, 3),
+            },
+        )
+        return True
+
+    def _record_failure(self, job: PollJob, started: float, error: str) -> None:
+        status = job.status
+        status.attempts += 1
+        status.last_ok = False
+        status.last_error = error
+        status.last_duration = time.monotonic() - started
+        self._store.mark_failed(job.key)
+
+    async def run_all_once(self) -> bool:
+        """Poll every job once, concurrently; True if all succeeded."""
+        results = await asyncio.gather(*(self.poll_once(job) for job in self.jobs))
+        return all(results)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._loop(job), name=f"poll:{job.customer_id}:{job.name}")
+            for job in self.jobs
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _loop(self, job: PollJob) -> None:
+        """Poll at a fixed rate; a poll longer than the interval delays the next, never overlaps."""
+        next_run = time.monotonic()
+        while True:
+            await self.poll_once(job)
+            next_run += job.interval
+            now = time.monotonic()
+            if next_run < now:
+                next_run = now
+            await asyncio.sleep(next_run - now)
+
+
+class StatusCollector(RegistryCollector):
+    """Exposes citrix_up, last success time and poll duration for every job."""
+
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["customer_id", "collector"]
+        up = GaugeMetricFamily(
+            "citrix_up",
+            f"1 if the collector's last poll of Citrix Cloud succeeded, else 0. {STATUS_HELP}",
+            labels=labels,
+        )
+        last_success = GaugeMetricFamily(
+            "citrix_last_success_timestamp_seconds",
+            f"When the collector's last successful poll ended. {STATUS_HELP}",
+            labels=labels,
+        )
+        duration = GaugeMetricFamily(
+            "citrix_collector_duration_seconds",
+            f"Wall time of the collector's last poll. {STATUS_HELP}",
+            labels=labels,
+        )
+        for job in self._poller.jobs:
+            status = job.status
+            key = [job.customer_id, job.name]
+            if status.last_ok is None:
+                continue  # no poll yet: absent rather than a misleading 0
+            up.add_metric(key, 1.0 if status.last_ok else 0.0)
+            if status.last_success_at is not None:
+                last_success.add_metric(key, status.last_success_at)
+            if status.last_duration is not None:
+                duration.add_metric(key, status.last_duration)
+        return [up, last_success, duration]

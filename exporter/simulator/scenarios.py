@@ -1,0 +1,175 @@
+"""Ready-made simulator states.
+
+* :func:`seed_state` reproduces Citrix's documentation examples (seeds 001 and 002) exactly:
+  the tests' ground truth, so parsing is checked against what Citrix published.
+* :func:`demo_state` is what ``--demo`` serves: three customers that exercise every alerting
+  path (healthy, in overage, licences about to expire), with usage drifting slowly with the
+  clock so dashboards look alive, yet reproducible for a given time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from .state import (
+    HistoryMonth,
+    LicenseScenario,
+    SimCustomer,
+    SimulatorState,
+    generate_history,
+    utcnow,
+)
+
+SEED_CUSTOMER_ID = "xingqit48867"
+SEED_CLIENT_ID = "seed-client"
+SEED_CLIENT_SECRET = "seed-secret-Zq8!"
+
+DEMO_CUSTOMER_IDS = ("acme-demo", "globex-demo", "initech-demo")
+
+
+def _seed_month(month: date, available: int) -> HistoryMonth:
+    return HistoryMonth(
+        month=month,
+        available=available,
+        user_cumulative=3,
+        user_new=0,
+        user_released=0,
+        device_cumulative=3,
+        device_new=0,
+        device_released=0,
+    )
+
+
+def seed_state() -> SimulatorState:
+    """One customer whose answers are the documented examples of seeds 001 and 002.
+
+    Only ``timeStamp`` and ``daysToExpire`` depend on the clock; with the clock set to
+    2021-12-19T02:56:22Z they are the seed's values too (``daysToExpire`` 507).
+    """
+    licensing = LicenseScenario(
+        product_name="XenDesktop",
+        product_edition="XAXDFull",
+        available=25,
+        user_used=3,
+        device_used=3,
+        user_released=0,
+        device_released=0,
+        next_expiry=datetime(2023, 5, 10, tzinfo=UTC),
+        expiring_count=25,
+        next_activation=None,
+        activating_count=0,
+        entitled=True,
+        history=[
+            _seed_month(date(2021, 10, 1), 50),
+            _seed_month(date(2021, 11, 1), 50),
+            _seed_month(date(2021, 12, 1), 25),
+        ],
+    )
+    customer = SimCustomer(
+        customer_id=SEED_CUSTOMER_ID,
+        client_id=SEED_CLIENT_ID,
+        client_secret=SEED_CLIENT_SECRET,
+        licensing=licensing,
+    )
+    return SimulatorState(customers={customer.customer_id: customer})
+
+
+def _midnight_in(now: datetime, days: int) -> datetime:
+    """Midnight UTC ``days`` calendar days after ``now`` (so ``daysToExpire`` == days)."""
+    return datetime.combine((now.astimezone(UTC) + timedelta(days=days)).date(), time(), UTC)
+
+
+def _demo_customer(customer_id: str, licensing: LicenseScenario) -> SimCustomer:
+    return SimCustomer(
+        customer_id=customer_id,
+        client_id=f"{customer_id}-client",
+        client_secret=f"{customer_id}-secret",
+        licensing=licensing,
+    )
+
+
+def _demo_licensing(
+    now: datetime,
+    *,
+    available: int,
+    user_used: int,
+    device_used: int,
+    expiry_days: int,
+    drift_amplitude: int,
+    drift_period_minutes: float,
+    drift_phase: float,
+    activation_days: int | None = None,
+    activating_count: int = 0,
+) -> LicenseScenario:
+    return LicenseScenario(
+        available=available,
+        user_used=user_used,
+        device_used=device_used,
+        next_expiry=_midnight_in(now, expiry_days),
+        expiring_count=available,
+        next_activation=None if activation_days is None else _midnight_in(now, activation_days),
+        activating_count=activating_count,
+        history=generate_history(
+            now.date(), available=available, user_used=user_used, device_used=device_used
+        ),
+        drift_amplitude=drift_amplitude,
+        drift_period_minutes=drift_period_minutes,
+        drift_phase=drift_phase,
+    )
+
+
+def demo_state(now: datetime | None = None) -> SimulatorState:
+    """Three plausible customers; dates are anchored on ``now`` (default: the real time).
+
+    * ``acme-demo``: healthy, 500 licences, ~320 used, expiry in 200 days, 100 more licences
+      activating in 45 days;
+    * ``globex-demo``: in overage, 100 licences, ~112 used (drift keeps it above 100);
+    * ``initech-demo``: 250 licences expiring in 20 days.
+
+    The state keeps the real clock, so usage drifts by a few licences as minutes pass.
+    """
+    anchor = (now or utcnow()).astimezone(UTC)
+    customers = [
+        _demo_customer(
+            "acme-demo",
+            _demo_licensing(
+                anchor,
+                available=500,
+                user_used=320,
+                device_used=337,
+                expiry_days=200,
+                activation_days=45,
+                activating_count=100,
+                drift_amplitude=4,
+                drift_period_minutes=47.0,
+                drift_phase=0.0,
+            ),
+        ),
+        _demo_customer(
+            "globex-demo",
+            _demo_licensing(
+                anchor,
+                available=100,
+                user_used=112,
+                device_used=118,
+                expiry_days=310,
+                drift_amplitude=3,
+                drift_period_minutes=31.0,
+                drift_phase=1.0,
+            ),
+        ),
+        _demo_customer(
+            "initech-demo",
+            _demo_licensing(
+                anchor,
+                available=250,
+                user_used=181,
+                device_used=190,
+                expiry_days=20,
+                drift_amplitude=3,
+                drift_period_minutes=23.0,
+                drift_phase=2.0,
+            ),
+        ),
+    ]
+    return SimulatorState(customers={c.customer_id: c for c in customers})

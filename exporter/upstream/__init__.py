@@ -1,0 +1,1 @@
+"""Talking to Citrix Cloud: bearer tokens and authenticated, retried API requests."""

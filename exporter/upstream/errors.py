@@ -1,0 +1,28 @@
+"""Errors raised by the upstream layer; their messages are safe to show (no secrets)."""
+
+from __future__ import annotations
+
+
+class UpstreamError(Exception):
+    """A Citrix Cloud call failed; `status` is the HTTP status or None for no response."""
+
+    def __init__(
+        self, message: str, status: int | None = None, transaction_id: str | None = None
+    ) -> None:
+        if transaction_id:
+            message = f"{message} (transaction id {transaction_id})"
+        super().__init__(message)
+        self.status = status
+        self.transaction_id = transaction_id
+
+
+class TokenError(UpstreamError):
+    """No bearer token could be obtained."""
+
+
+class NotEntitledError(UpstreamError):
+    """404 from licensing: the customer is not entitled to this product."""
+
+
+class ThrottledError(UpstreamError):
+    """429 and the upstream asked us to wait longer than we wait inside one poll."""

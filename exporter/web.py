@@ -1,0 +1,82 @@
+"""The exporter's HTTP endpoints: /metrics, /healthz, /readyz and a landing page."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from . import __version__
+from .poller import Poller
+from .runtime import Exporter
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def landing_page(poller: Poller, telemetry_path: str) -> str:
+    """Version, links and each job's last poll: what an operator checks first. No secrets."""
+    rows = []
+    for job in poller.jobs:
+        status = job.status
+        result = {None: "pending", True: "ok", False: "failed"}[status.last_ok]
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(cell))}</td>"
+                for cell in (
+                    job.customer_id,
+                    job.name,
+                    result,
+                    _when(status.last_attempt_at),
+                    _when(status.last_success_at),
+                    status.last_error or "",
+                )
+            )
+            + "</tr>"
+        )
+    path = html.escape(telemetry_path)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Citrix Cloud Exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
+tr:nth-child(even){{background:#f4f4f4}}</style></head>
+<body><h1>Citrix Cloud Exporter</h1>
+<p>Version {html.escape(__version__)}</p>
+<p><a href="{path}">Metrics</a> · <a href="/healthz">Health</a> ·
+<a href="/readyz">Readiness</a></p>
+<h2>Collectors</h2>
+<table><tr><th>Customer</th><th>Collector</th><th>Last result</th><th>Last attempt</th>
+<th>Last success</th><th>Error</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""
+
+
+def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
+    """The aiohttp application; /metrics renders the snapshot and never calls upstream."""
+    metrics_handler = make_aiohttp_handler(exporter.registry)
+    poller = exporter.poller
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if poller.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="waiting for the first poll of every collector\n")
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=landing_page(poller, telemetry_path), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get(telemetry_path, metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if telemetry_path != "/":
+        app.router.add_get("/", index)
+    return app

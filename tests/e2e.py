@@ -1,0 +1,126 @@
+"""Helpers for end-to-end tests: real processes (exporter, Prometheus) on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A child process with its output in a file; stopped by pid (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = workdir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> Process:
+        log = self.log_path.open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stdout=log, stderr=asyncio.subprocess.STDOUT, env=dict(os.environ)
+        )
+        log.close()
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def stop(self) -> int | None:
+        if self.proc is None or self.proc.returncode is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()
+
+
+async def exporter_process(workdir: Path, *args: str) -> tuple[Process, str]:
+    """Start the exporter CLI; returns it and its base URL once /readyz says ready."""
+    port = free_port()
+    proc = Process(
+        "exporter",
+        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
+        workdir,
+    )
+    await proc.start()
+    url = f"http://127.0.0.1:{port}"
+    await wait_until(lambda: http_ok(f"{url}/readyz"), 30, proc)
+    return proc, url
+
+
+async def http_ok(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def wait_until(check: Any, timeout: float, proc: Process | None = None) -> Any:
+    """Poll `check` (an async callable) every 0.2 s until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if proc and proc.proc and proc.proc.returncode is not None:
+            raise AssertionError(f"{proc.name} exited early:\n{proc.output()}")
+        if time.monotonic() > deadline:
+            detail = f"\n{proc.name} output:\n{proc.output()}" if proc else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {check}{detail}")
+        await asyncio.sleep(0.2)
+
+
+class Prometheus:
+    """A real Prometheus (Debian package) with a given config, on a free loopback port."""
+
+    def __init__(self, binary: str, workdir: Path, config: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(config)
+        self.process = Process(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            workdir,
+        )
+
+    async def start(self) -> Prometheus:
+        await self.process.start()
+        await wait_until(lambda: http_ok(f"{self.url}/-/ready"), 30, self.process)
+        return self
+
+    async def query(self, expr: str) -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/api/v1/query", params={"query": expr}) as resp,
+        ):
+            body = await resp.json()
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    async def stop(self) -> None:
+        await self.process.stop()

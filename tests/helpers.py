@@ -1,0 +1,77 @@
+"""Helpers shared by the tests: configs for the simulator, exposition parsing, binaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import Config
+
+SEED_CUSTOMER = "xingqit48867"
+SEED_CLIENT = "seed-client"
+SEED_SECRET = "seed-secret-Zq8!"
+
+
+class SleepRecorder:
+    """Stands in for asyncio.sleep in the upstream client: records delays, returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def make_config(
+    base_url: str, customers: list[dict[str, Any]] | None = None, **poll: Any
+) -> Config:
+    """A config for the seed customer (or the given ones) against `base_url`."""
+    customers = customers or [
+        {"customer_id": SEED_CUSTOMER, "client_id": SEED_CLIENT, "client_secret": SEED_SECRET}
+    ]
+    retry = {"attempts": 3, "base_delay": 1, "max_delay": 30}
+    retry.update(poll.pop("retry", {}))
+    return Config.model_validate(
+        {
+            "poll": {"interval": 60, "timeout": 5, "retry": retry, **poll},
+            "customers": [
+                {"api_url": base_url, "collectors": {"monitor": {"enabled": False}}, **c}
+                for c in customers
+            ],
+        }
+    )
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parse exposition text into {(sample name, sorted labels): value}."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    """The value of the one sample `name` whose labels include `labels`, or None."""
+    found = [
+        v
+        for (sample_name, sample_labels), v in samples(text).items()
+        if sample_name == name and labels.items() <= dict(sample_labels).items()
+    ]
+    assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
+    return found[0] if found else None
+
+
+def require_binary(name: str) -> str:
+    """Path of a system binary the test needs; skips locally, fails in CI, when missing."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not installed (apt-get install prometheus prometheus-alertmanager)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,134 @@
+"""The command line as users run it: real subprocesses, exit codes, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET
+
+EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
+    proc = await asyncio.create_subprocess_exec(
+        *EXPORTER,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def write_config(tmp_path: Path, base_url: str, secret_line: str) -> Path:
+    path = tmp_path / "config.yml"
+    path.write_text(
+        f"""customers:
+  - customer_id: {SEED_CUSTOMER}
+    client_id: {SEED_CLIENT}
+    {secret_line}
+    api_url: {base_url}
+    collectors:
+      monitor: {{enabled: false}}
+"""
+    )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_version_and_help():
+    code, out, _ = await run("--version")
+    assert code == 0 and "citrix-cloud-exporter" in out
+    code, out, _ = await run("--help")
+    assert code == 0 and "--config.file" in out and "--demo" in out
+
+
+async def test_check_config_valid_and_invalid(tmp_path, base_url):
+    path = write_config(tmp_path, base_url, "client_secret: ${TEST_CITRIX_SECRET}")
+    code, _, err = await run(
+        "--check-config", "--config.file", str(path), env={"TEST_CITRIX_SECRET": "x" * 8}
+    )
+    assert code == 0, err
+    code, _, err = await run("--check-config", "--config.file", str(path))
+    assert code == 2
+    assert "TEST_CITRIX_SECRET" in err and "customers[0].client_secret" in err
+    bad = tmp_path / "bad.yml"
+    bad.write_text("customers:\n  - customer_id: a\n    client_id: [unclosed\n")
+    code, _, err = await run("--check-config", "--config.file", str(bad))
+    assert code == 2 and "line" in err
+    code, _, err = await run("--check-config", "--config.file", str(tmp_path / "missing.yml"))
+    assert code == 2 and "missing.yml" in err
+
+
+async def test_config_from_environment_variable(tmp_path, base_url):
+    path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
+    code, _, err = await run("--check-config", env={"CITRIX_EXPORTER_CONFIG": str(path)})
+    assert code == 0, err
+
+
+async def test_once_with_file_secret_and_with_a_wrong_secret(tmp_path, base_url):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SEED_SECRET + "\n")
+    path = write_config(tmp_path, base_url, f"client_secret_file: {secret_file}")
+    code, out, err = await run("--once", "--config.file", str(path))
+    assert code == 0, err
+    assert f'citrix_licenses_available{{customer_id="{SEED_CUSTOMER}"' in out
+    assert SEED_SECRET not in out + err
+
+    secret_file.write_text("not-the-secret\n")
+    code, out, err = await run("--once", "--config.file", str(path))
+    assert code == 1
+    assert "citrix_up" in out and "invalid_client" in err
+    assert "not-the-secret" not in out + err
+
+
+async def test_demo_once():
+    code, out, err = await run("--demo", "--once")
+    assert code == 0, err
+    for customer in ("acme-demo", "globex-demo", "initech-demo"):
+        assert f'citrix_licenses_available{{customer_id="{customer}"' in out
+
+
+async def test_serves_and_shuts_down_cleanly_on_sigterm(tmp_path, base_url):
+    path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *EXPORTER, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}",
+        "--log.format", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("exporter never became ready")
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert "citrix_licenses_available" in await resp.text()
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 5)
+        assert proc.returncode == 0, err.decode()
+        assert '"msg": "shutting down"' in err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
