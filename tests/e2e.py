@@ -90,7 +90,9 @@ async def wait_until(check: Any, timeout: float, proc: Process | None = None) ->
 class Prometheus:
     """A real Prometheus (Debian package) with a given config, on a free loopback port."""
 
-    def __init__(self, binary: str, workdir: Path, config: str) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, config: str, data_dir: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config_path = workdir / "prometheus.yml"
@@ -100,7 +102,8 @@ class Prometheus:
             [
                 binary,
                 f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--storage.tsdb.path={data_dir or workdir / 'tsdb'}",
+                "--storage.tsdb.retention.time=5y",  # keep backfilled history
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
             ],
@@ -112,10 +115,13 @@ class Prometheus:
         await wait_until(lambda: http_ok(f"{self.url}/-/ready"), 30, self.process)
         return self
 
-    async def query(self, expr: str) -> list[dict[str, Any]]:
+    async def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = str(at)
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/api/v1/query", params={"query": expr}) as resp,
+            session.get(f"{self.url}/api/v1/query", params=params) as resp,
         ):
             body = await resp.json()
         assert body["status"] == "success", body

@@ -16,6 +16,7 @@ from ..log import get_logger
 from ..timeutil import parse_timestamp
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
+from .fields import Fields
 
 log = get_logger("licensing")
 
@@ -43,6 +44,7 @@ class LicensingCollector(Collector):
         self._history_fetched_at: float | None = None
         self._history_month: str | None = None
         self._labels = [ctx.customer_id, "unknown", "unknown"]
+        self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
         response = await self.ctx.api.get_json(
@@ -58,15 +60,15 @@ class LicensingCollector(Collector):
     # -- current usage -------------------------------------------------------------------
 
     def _current_families(self, data: dict[str, Any]) -> list[Metric]:
-        product = self._label(data, "productName")
-        edition = self._label(data, "productEdition")
+        product = self.fields.label(data, "productName")
+        edition = self.fields.label(data, "productEdition")
         labels = [self.ctx.customer_id, product, edition]
         self._labels = labels
         gauges = GaugeSet(LABELS, HELP_SUFFIX)
 
-        available = self._number(data, "totalAvailableLicenseCount")
-        used = self._number(data, "totalUsageCount")
-        remaining = self._number(data, "remainingLicenseCount")
+        available = self.fields.number(data, "totalAvailableLicenseCount")
+        used = self.fields.number(data, "totalUsageCount")
+        remaining = self.fields.number(data, "remainingLicenseCount")
         if available is not None:
             gauges.add(
                 "citrix_licenses_available",
@@ -96,11 +98,11 @@ class LicensingCollector(Collector):
                 max(0.0, used - available),
             )
         for assignment, key in ASSIGNMENTS:
-            usage = self._object(data, key)
+            usage = self.fields.object(data, key)
             if usage is None:
                 continue
             extra = {"assignment": assignment}
-            count = self._number(usage, "totalUsageCount", f"{key}.totalUsageCount")
+            count = self.fields.number(usage, "totalUsageCount", f"{key}.totalUsageCount")
             if count is not None:
                 gauges.add(
                     "citrix_licenses_usage",
@@ -109,7 +111,7 @@ class LicensingCollector(Collector):
                     count,
                     extra,
                 )
-            released = self._number(usage, "releasedCount", f"{key}.releasedCount")
+            released = self.fields.number(usage, "releasedCount", f"{key}.releasedCount")
             if released is not None:
                 gauges.add(
                     "citrix_licenses_released",
@@ -119,9 +121,11 @@ class LicensingCollector(Collector):
                     extra,
                 )
 
-        expiry = self._object(data, "nextExpiredLicenses")
+        expiry = self.fields.object(data, "nextExpiredLicenses")
         if expiry is not None:
-            when = self._timestamp(expiry, "nextExpiredTime", "nextExpiredLicenses.nextExpiredTime")
+            when = self.fields.timestamp(
+                expiry, "nextExpiredTime", "nextExpiredLicenses.nextExpiredTime"
+            )
             if when is not None:
                 gauges.add(
                     "citrix_licenses_next_expiry_timestamp_seconds",
@@ -129,7 +133,7 @@ class LicensingCollector(Collector):
                     labels,
                     when,
                 )
-            count = self._number(expiry, "totalCount", "nextExpiredLicenses.totalCount")
+            count = self.fields.number(expiry, "totalCount", "nextExpiredLicenses.totalCount")
             if count is not None:
                 gauges.add(
                     "citrix_licenses_expiring",
@@ -138,9 +142,9 @@ class LicensingCollector(Collector):
                     labels,
                     count,
                 )
-        activation = self._object(data, "nextActivatingLicense", null_expected=True)
+        activation = self.fields.object(data, "nextActivatingLicense", null_expected=True)
         if activation is not None:
-            when = self._timestamp(
+            when = self.fields.timestamp(
                 activation, "activatingTime", "nextActivatingLicense.activatingTime"
             )
             if when is not None:
@@ -151,7 +155,7 @@ class LicensingCollector(Collector):
                     labels,
                     when,
                 )
-            count = self._number(
+            count = self.fields.number(
                 activation, "activatingCount", "nextActivatingLicense.activatingCount"
             )
             if count is not None:
@@ -197,102 +201,75 @@ class LicensingCollector(Collector):
         self._history = self._history_families(response.data, month)
 
     def _history_families(self, data: Any, month: str) -> list[Metric]:
-        if data is None:  # 204: no history yet
+        months = history_months(data, self.fields)
+        if not months:
             return []
-        if not isinstance(data, dict):
-            self.ctx.issues.report("bad_shape", "historicalusage", "not a JSON object")
-            return []
-        entries = data.get("historicalUsageList")
-        if not isinstance(entries, list) or not entries:
-            return []
-        dated: list[tuple[datetime, dict[str, Any]]] = []
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            stamp = entry.get("timeStamp")
-            try:
-                dated.append((parse_timestamp(str(stamp)), entry))
-            except ValueError:
-                self.ctx.issues.report("bad_timestamp", "historicalUsageList.timeStamp", str(stamp))
-        if not dated:
-            return []
-        in_month = [item for item in dated if item[0].strftime("%Y-%m") == month]
-        when, entry = max(in_month or dated, key=lambda item: item[0])
-        labels = self._labels
+        in_month = [item for item in months if item[0].strftime("%Y-%m") == month]
+        when, entry = max(in_month or months, key=lambda item: item[0])
         gauges = GaugeSet(LABELS, "Polled from the licensing historical usage API once a day.")
-        gauges.add(
-            "citrix_licenses_month_start_timestamp_seconds",
-            "Start of the month the citrix_licenses_month_* figures describe "
-            "(the current month when Citrix has reported it).",
-            labels,
-            when.timestamp(),
-        )
-        available = self._number(
-            entry, "totalAvailableLicenseCount", "historicalUsageList.totalAvailableLicenseCount"
-        )
-        if available is not None:
-            gauges.add(
-                "citrix_licenses_month_available",
-                "Licenses available in the month (historical usage).",
-                labels,
-                available,
-            )
-        fields = (
-            ("cumulativeAssignedCount", "citrix_licenses_month_assigned",
-             "Licenses assigned cumulatively up to this month, by assignment kind."),
-            ("newAssignedCount", "citrix_licenses_month_newly_assigned",
-             "Licenses newly assigned in the month, by assignment kind."),
-            ("releasedCount", "citrix_licenses_month_released",
-             "Licenses released in the month, by assignment kind."),
-        )  # fmt: skip
-        for assignment, key in ASSIGNMENTS:
-            usage = entry.get(key)
-            if not isinstance(usage, dict):
-                continue
-            for field, name, help_text in fields:
-                value = self._number(usage, field, f"historicalUsageList.{key}.{field}")
-                if value is not None:
-                    gauges.add(name, help_text, labels, value, {"assignment": assignment})
+        add_month_gauges(gauges, self._labels, when, entry, self.fields)
         return gauges.families()
 
-    # -- tolerant field access -----------------------------------------------------------
 
-    def _label(self, data: dict[str, Any], key: str) -> str:
-        value = data.get(key)
-        if isinstance(value, str) and value:
-            return value
-        self.ctx.issues.report("null" if value is None else "bad_type", key)
-        return "unknown"
+MONTH_FIELDS = (
+    ("cumulativeAssignedCount", "citrix_licenses_month_assigned",
+     "Licenses assigned cumulatively up to this month, by assignment kind."),
+    ("newAssignedCount", "citrix_licenses_month_newly_assigned",
+     "Licenses newly assigned in the month, by assignment kind."),
+    ("releasedCount", "citrix_licenses_month_released",
+     "Licenses released in the month, by assignment kind."),
+)  # fmt: skip
 
-    def _number(self, data: dict[str, Any], key: str, path: str | None = None) -> float | None:
-        value = data.get(key)
-        if isinstance(value, bool) or value is None:
-            self.ctx.issues.report("null" if value is None else "bad_type", path or key)
-            return None
+
+def history_months(data: Any, fields: Fields) -> list[tuple[datetime, dict[str, Any]]]:
+    """(month start, entry) of each `historicalUsageList` entry with a readable timestamp."""
+    if data is None:  # 204: no history yet
+        return []
+    if not isinstance(data, dict):
+        fields.issues.report("bad_shape", "historicalusage", "not a JSON object")
+        return []
+    entries = data.get("historicalUsageList")
+    if not isinstance(entries, list):
+        return []
+    months = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        stamp = entry.get("timeStamp")
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            self.ctx.issues.report("bad_number", path or key, repr(value))
-            return None
-
-    def _object(
-        self, data: dict[str, Any], key: str, null_expected: bool = False
-    ) -> dict[str, Any] | None:
-        value = data.get(key)
-        if isinstance(value, dict):
-            return value
-        if value is None and null_expected:
-            return None
-        self.ctx.issues.report("null" if value is None else "bad_type", key)
-        return None
-
-    def _timestamp(self, data: dict[str, Any], key: str, path: str) -> float | None:
-        value = data.get(key)
-        if value is None:
-            self.ctx.issues.report("null", path)
-            return None
-        try:
-            return parse_timestamp(str(value)).timestamp()
+            months.append((parse_timestamp(str(stamp)), entry))
         except ValueError:
-            self.ctx.issues.report("bad_timestamp", path, repr(value))
-            return None
+            fields.issues.report("bad_timestamp", "historicalUsageList.timeStamp", repr(stamp))
+    return months
+
+
+def add_month_gauges(
+    gauges: GaugeSet, labels: list[str], when: datetime, entry: dict[str, Any], fields: Fields
+) -> None:
+    """The citrix_licenses_month_* gauges of one month (used live and by the backfill)."""
+    gauges.add(
+        "citrix_licenses_month_start_timestamp_seconds",
+        "Start of the month the citrix_licenses_month_* figures describe "
+        "(the current month when Citrix has reported it).",
+        labels,
+        when.timestamp(),
+    )
+    path = "historicalUsageList"
+    available = fields.number(
+        entry, "totalAvailableLicenseCount", f"{path}.totalAvailableLicenseCount"
+    )
+    if available is not None:
+        gauges.add(
+            "citrix_licenses_month_available",
+            "Licenses available in the month (historical usage).",
+            labels,
+            available,
+        )
+    for assignment, key in ASSIGNMENTS:
+        usage = entry.get(key)
+        if not isinstance(usage, dict):
+            continue
+        for field, name, help_text in MONTH_FIELDS:
+            value = fields.number(usage, field, f"{path}.{key}.{field}")
+            if value is not None:
+                gauges.add(name, help_text, labels, value, {"assignment": assignment})
