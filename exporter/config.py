@@ -193,6 +193,15 @@ class CollectorConfig(_Model):
     interval: OptionalDuration = None
 
 
+class MonitorCollectorConfig(CollectorConfig):
+    """Options of the Monitor (OData) collector, sized for the documented concurrency limit."""
+
+    max_pages: int = Field(default=500, ge=1, le=100_000)
+    concurrency: int = Field(default=1, ge=1, le=8)
+    overlap: Duration = 600.0
+    desktop_groups_refresh: Duration = 600.0
+
+
 class CollectorsConfig(_Model):
     """Which collectors run for a customer.
 
@@ -201,7 +210,7 @@ class CollectorsConfig(_Model):
     """
 
     licensing: CollectorConfig = CollectorConfig(enabled=True)
-    monitor: CollectorConfig = CollectorConfig(enabled=True)
+    monitor: MonitorCollectorConfig = MonitorCollectorConfig(enabled=True)
     partner: CollectorConfig = CollectorConfig(enabled=False)
 
     @model_validator(mode="before")

@@ -19,6 +19,7 @@ from prometheus_client import (
 
 from .collector.base import Collector, CollectorContext
 from .collector.licensing import LicensingCollector
+from .collector.monitor import MonitorCollector
 from .config import Config, CustomerConfig
 from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
@@ -34,6 +35,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 COLLECTORS: dict[str, type[Collector]] = {
     LicensingCollector.name: LicensingCollector,
+    MonitorCollector.name: MonitorCollector,
 }
 
 

@@ -100,6 +100,8 @@ async def test_demo_once():
     assert code == 0, err
     for customer in ("acme-demo", "globex-demo", "initech-demo"):
         assert f'citrix_licenses_available{{customer_id="{customer}"' in out
+        assert f'citrix_sessions{{customer_id="{customer}"' in out
+        assert f'citrix_up{{collector="monitor",customer_id="{customer}"}} 1.0' in out
 
 
 async def test_serves_and_shuts_down_cleanly_on_sigterm(tmp_path, base_url):

@@ -530,6 +530,9 @@ async def test_admin_faults(client: Client, state: SimulatorState) -> None:
         "delay_seconds": 0.0,
         "token_lifetime": 3600,
         "revoke_tokens": False,
+        "reject_apply": 0,
+        "next_link_mode": "absolute",
+        "odata_page_size": 1000,
     }
     resp = await client.post(
         "/_simulator/faults", json={"throttle_next": 3, "retry_after": "5", "delay_seconds": 0}

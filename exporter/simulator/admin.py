@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import apply_revocation
+from .monitor_api import NEXT_LINK_MODES, REJECT_APPLY_STATUSES
 from .state import STATE_KEY, Faults
 
 ADMIN_PREFIX = "/_simulator/"
@@ -36,6 +37,19 @@ def _validate(name: str, value: Any) -> str | None:
     elif name == "revoke_tokens":
         if not isinstance(value, bool):
             return "revoke_tokens must be a boolean"
+    elif name == "reject_apply":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value not in REJECT_APPLY_STATUSES
+        ):
+            return "reject_apply must be 0, 400 or 501"
+    elif name == "next_link_mode":
+        if value not in NEXT_LINK_MODES:
+            return f"next_link_mode must be one of {', '.join(NEXT_LINK_MODES)}"
+    elif name == "odata_page_size":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return "odata_page_size must be a positive integer"
     else:
         return f"unknown field: {name}"
     return None

@@ -1,8 +1,8 @@
 """The simulator's aiohttp application: every Citrix Cloud API under one base URL.
 
-Routing is split by concern (``auth``, ``licensing``, ``admin``; Monitor OData can be added
-the same way with its own ``setup_routes``). The cross-cutting behaviour of the real gateway
-lives in one middleware, so each endpoint module only implements its own answers:
+Routing is split by concern (``auth``, ``licensing``, ``monitor_api`` for the Monitor
+OData API, ``admin``), each with its own ``setup_routes``. The cross-cutting behaviour of the
+real gateway lives in one middleware, so each endpoint module only implements its own answers:
 
 * token requests (``/cctrustoauth2/...``): record, revocation, delay, token fault, handler;
 * admin requests (``/_simulator/...``): handler only (not recorded, no faults);
@@ -19,7 +19,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import admin, auth, errors, faults, licensing
+from . import admin, auth, errors, faults, licensing, monitor_api
 from .state import CUSTOMER_KEY, STATE_KEY, RecordedRequest, SimulatorState
 
 __all__ = ["STATE_KEY", "accepts_json", "create_app"]
@@ -139,6 +139,7 @@ def create_app(state: SimulatorState) -> web.Application:
     app[STATE_KEY] = state
     auth.setup_routes(app)
     licensing.setup_routes(app)
+    monitor_api.setup_routes(app)
     admin.setup_routes(app)
     app.on_response_prepare.append(_add_transaction_id)
     return app

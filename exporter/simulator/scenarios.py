@@ -4,13 +4,18 @@
   the tests' ground truth, so parsing is checked against what Citrix published.
 * :func:`demo_state` is what ``--demo`` serves: three customers that exercise every alerting
   path (healthy, in overage, licences about to expire), with usage drifting slowly with the
-  clock so dashboards look alive, yet reproducible for a given time.
+  clock so dashboards look alive, yet reproducible for a given time. Each also has a small
+  living Monitor tenant (3 delivery groups, the third with unregistered machines; sessions
+  come and go, failures trickle in as the clock moves).
+
+Bigger Monitor tenants for tests and benchmarks: :func:`monitor_tenants.make_tenant`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+from .monitor_tenants import make_demo_tenant, seed_tenant
 from .state import (
     HistoryMonth,
     LicenseScenario,
@@ -44,7 +49,8 @@ def seed_state() -> SimulatorState:
     """One customer whose answers are the documented examples of seeds 001 and 002.
 
     Only ``timeStamp`` and ``daysToExpire`` depend on the clock; with the clock set to
-    2021-12-19T02:56:22Z they are the seed's values too (``daysToExpire`` 507).
+    2021-12-19T02:56:22Z they are the seed's values too (``daysToExpire`` 507). Its Monitor
+    data is :func:`~exporter.simulator.monitor_tenants.seed_tenant` (fixed, not living).
     """
     licensing = LicenseScenario(
         product_name="XenDesktop",
@@ -70,6 +76,7 @@ def seed_state() -> SimulatorState:
         client_id=SEED_CLIENT_ID,
         client_secret=SEED_CLIENT_SECRET,
         licensing=licensing,
+        monitor=seed_tenant(),
     )
     return SimulatorState(customers={customer.customer_id: customer})
 
@@ -79,12 +86,22 @@ def _midnight_in(now: datetime, days: int) -> datetime:
     return datetime.combine((now.astimezone(UTC) + timedelta(days=days)).date(), time(), UTC)
 
 
-def _demo_customer(customer_id: str, licensing: LicenseScenario) -> SimCustomer:
+# Monitor tenant sizes of the demo customers: (seed, open sessions, machines).
+_DEMO_MONITOR = {
+    "acme-demo": (11, 120, 45),
+    "globex-demo": (22, 150, 60),
+    "initech-demo": (33, 40, 20),
+}
+
+
+def _demo_customer(customer_id: str, licensing: LicenseScenario, now: datetime) -> SimCustomer:
+    seed, sessions, machines = _DEMO_MONITOR[customer_id]
     return SimCustomer(
         customer_id=customer_id,
         client_id=f"{customer_id}-client",
         client_secret=f"{customer_id}-secret",
         licensing=licensing,
+        monitor=make_demo_tenant(now, seed=seed, sessions=sessions, machines=machines),
     )
 
 
@@ -126,7 +143,8 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
     * ``globex-demo``: in overage, 100 licences, ~112 used (drift keeps it above 100);
     * ``initech-demo``: 250 licences expiring in 20 days.
 
-    The state keeps the real clock, so usage drifts by a few licences as minutes pass.
+    The state keeps the real clock, so usage drifts by a few licences as minutes pass, and
+    the Monitor tenants (built at ``now``) are ticked to the clock on each OData request.
     """
     anchor = (now or utcnow()).astimezone(UTC)
     customers = [
@@ -144,6 +162,7 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
                 drift_period_minutes=47.0,
                 drift_phase=0.0,
             ),
+            anchor,
         ),
         _demo_customer(
             "globex-demo",
@@ -157,6 +176,7 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
                 drift_period_minutes=31.0,
                 drift_phase=1.0,
             ),
+            anchor,
         ),
         _demo_customer(
             "initech-demo",
@@ -170,6 +190,7 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
                 drift_period_minutes=23.0,
                 drift_phase=2.0,
             ),
+            anchor,
         ),
     ]
     return SimulatorState(customers={c.customer_id: c for c in customers})

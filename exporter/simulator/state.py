@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime
 
 from aiohttp import web
 
+from .monitor import MonitorData
+
 
 def utcnow() -> datetime:
     """The default clock: the real time, timezone-aware UTC."""
@@ -153,6 +155,8 @@ class SimCustomer:
     client_id: str
     client_secret: str = field(repr=False)
     licensing: LicenseScenario = field(default_factory=LicenseScenario)
+    monitor: MonitorData = field(default_factory=MonitorData)
+    """Monitor Service (OData) rows; empty tenant by default (see ``monitor_tenants``)."""
 
 
 @dataclass
@@ -170,6 +174,13 @@ class Faults:
     delay_seconds: float = 0.0
     token_lifetime: int = 3600
     revoke_tokens: bool = False
+    reject_apply: int = 0
+    """Monitor OData: 0 accepts ``$apply``; 400 or 501 answer every ``$apply`` with that."""
+    next_link_mode: str = "absolute"
+    """Monitor OData ``@odata.nextLink``: ``absolute``, ``relative`` (path and query),
+    ``foreign`` (host ``evil.example.com``) or ``loop`` (always this very page)."""
+    odata_page_size: int = 1000
+    """Monitor OData: most rows per page (server-driven paging)."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ log = get_logger("upstream")
 
 Sleep = Callable[[float], Awaitable[None]]
 USER_AGENT = f"citrix-cloud-exporter/{__version__}"
+# Transient answers worth retrying; 501 Not Implemented (e.g. an unsupported $apply) is not.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class ApiClient:
                     extra={"customer_id": customer_id, "endpoint": endpoint, "txid": txid},
                 )
                 continue
-            if status == 429 or status >= 500:
+            if status in RETRYABLE_STATUSES:
                 message = f"{endpoint}: HTTP {status}" + (f" ({detail})" if detail else "")
                 if (
                     status == 429

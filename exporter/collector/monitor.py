@@ -1,0 +1,478 @@
+"""Monitor collector: DaaS sessions, machines, connection failures and logon durations.
+
+Built to poll every minute for a tenant with 100,000 sessions without being throttled:
+- Gauges (sessions, machines) are aggregated on the server with `$apply=groupby(...)` — one
+  request each, however large the tenant. When the gateway rejects `$apply` (400/501) the
+  query falls back, for that customer, to paging with a minimal `$select`, and remembers it.
+- Rows are folded into per-group counts as pages arrive: memory grows with the number of
+  groups, not rows.
+- The failure counter and the logon histogram are incremental: each poll asks only for rows
+  newer than a watermark, re-reading a small overlap window and de-duplicating by key, so rows
+  that arrive late are neither lost nor counted twice.
+- Delivery group names are fetched at most every `desktop_groups_refresh` and joined locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from ..config import MonitorCollectorConfig
+from ..log import get_logger
+from ..timeutil import parse_timestamp
+from ..upstream.errors import UpstreamError
+from ..upstream.odata import Row, iter_pages
+from .base import Collector, CollectorContext, GaugeSet
+from .monitor_enums import (
+    CONNECTION_STATE,
+    DELIVERY_TYPE,
+    FAULT_STATE,
+    FAULTED_STATES,
+    POWER_STATE,
+    REGISTRATION_STATE,
+    SESSION_FAILURE_CODE,
+    SESSION_SUPPORT,
+)
+
+log = get_logger("monitor")
+
+UNKNOWN_GROUP = "unknown"
+LOGON_BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
+HELP_SUFFIX = "Polled from the Citrix Monitor Service OData API every monitor interval."
+APPLY_REJECTED = (400, 501)
+# The logical `endpoint` label of citrix_api_requests_total: one per entity set.
+ENDPOINTS = {
+    "DesktopGroups": "monitor_desktop_groups",
+    "Machines": "monitor_machines",
+    "Sessions": "monitor_sessions",
+    "ConnectionFailureLogs": "monitor_connection_failure_logs",
+}
+UNKNOWN_GROUP_REFRESH_SECONDS = 60.0
+
+
+def odata_datetime(timestamp: float) -> str:
+    """An unquoted OData datetime literal, as the Monitor gateway expects in `$filter`."""
+    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class DesktopGroup:
+    name: str
+    delivery_type: str
+    session_support: str
+
+
+@dataclass(frozen=True)
+class GroupedQuery:
+    """A count grouped by `keys`, with a server-side form and a paging fallback."""
+
+    name: str
+    entity_set: str
+    apply: str
+    fallback: dict[str, str]
+
+
+SESSIONS_BY_STATE = GroupedQuery(
+    name="sessions",
+    entity_set="Sessions",
+    apply="filter(EndDate eq null)/groupby((ConnectionState,Machine/DesktopGroupId),"
+    "aggregate($count as n))",
+    fallback={
+        "$filter": "EndDate eq null",
+        "$select": "ConnectionState",
+        "$expand": "Machine($select=DesktopGroupId)",
+    },
+)
+MACHINES_BY_STATE = GroupedQuery(
+    name="machines",
+    entity_set="Machines",
+    apply="filter(LifecycleState eq 0)/groupby((DesktopGroupId,CurrentRegistrationState,"
+    "CurrentPowerState,FaultState,IsInMaintenanceMode),aggregate($count as n))",
+    fallback={
+        "$filter": "LifecycleState eq 0",
+        "$select": "DesktopGroupId,CurrentRegistrationState,CurrentPowerState,FaultState,"
+        "IsInMaintenanceMode",
+    },
+)
+
+
+class Watermark:
+    """Rows newer than the last poll, re-reading `overlap` seconds, each key counted once.
+
+    Keys are remembered only while their time is inside the overlap window, so the memory is
+    bounded by the rows of that window, not by the rows since start.
+    """
+
+    def __init__(self, start: float, overlap: float) -> None:
+        self._floor = start  # nothing from before the exporter started
+        self._mark = start
+        self._overlap = overlap
+        self._seen: dict[str, float] = {}
+
+    def since(self) -> float:
+        return max(self._floor, self._mark - self._overlap)
+
+    def is_new(self, key: str, when: float) -> bool:
+        if key in self._seen or when < self._floor:
+            return False
+        self._seen[key] = when
+        return True
+
+    def advance(self, to: float) -> None:
+        self._mark = max(self._mark, to)
+        cutoff = self.since()
+        self._seen = {key: when for key, when in self._seen.items() if when >= cutoff}
+
+
+class MonitorCollector(Collector):
+    name = "monitor"
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        config = ctx.customer.collectors.monitor
+        assert isinstance(config, MonitorCollectorConfig)
+        self.config = config
+        self._limiter = asyncio.Semaphore(config.concurrency)
+        self._base = f"{ctx.api.base_url}/monitorodata"
+        self._groups: dict[str, DesktopGroup] = {}
+        self._groups_fetched_at: float | None = None
+        self._apply_supported: dict[str, bool] = {}
+        started = ctx.clock()
+        self._failure_marks = Watermark(started, config.overlap)
+        self._logon_marks = Watermark(started, config.overlap)
+        self._failures: Counter[str] = Counter({name: 0 for name in _failure_reasons()})
+        self._logons: dict[str, _Histogram] = {}
+        self._live: list[str] = []
+
+    # -- poll ------------------------------------------------------------------------------
+
+    async def poll(self) -> list[Metric]:
+        poll_started = self.ctx.clock()
+        await self._refresh_groups()
+        sessions, machines = await asyncio.gather(
+            self._grouped(SESSIONS_BY_STATE, _session_key),
+            self._grouped(MACHINES_BY_STATE, _machine_key),
+        )
+        await asyncio.gather(self._poll_failures(), self._poll_logons())
+        self._failure_marks.advance(poll_started)
+        self._logon_marks.advance(poll_started)
+        seen_ids = {key[0] for key in (*sessions, *machines)} - {None}
+        if seen_ids - set(self._groups) and self._groups_age() > UNKNOWN_GROUP_REFRESH_SECONDS:
+            await self._refresh_groups(force=True)  # a group created since the last refresh
+        # Zero-filled series only for groups that have machines or sessions now: a deleted
+        # group's series disappear on the next poll, even between name refreshes.
+        self._live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
+        return [
+            *self._session_families(sessions),
+            *self._machine_families(machines),
+            *self._group_info(),
+            self._failure_family(),
+            self._logon_family(),
+        ]
+
+    # -- delivery groups -------------------------------------------------------------------
+
+    def _groups_age(self) -> float:
+        if self._groups_fetched_at is None:
+            return float("inf")
+        return self.ctx.clock() - self._groups_fetched_at
+
+    async def _refresh_groups(self, force: bool = False) -> None:
+        if not force and self._groups_age() < self.config.desktop_groups_refresh:
+            return
+        groups: dict[str, DesktopGroup] = {}
+        params = {"$select": "Id,Name,DeliveryType,SessionSupport,LifecycleState"}
+        async for rows in self._pages("DesktopGroups", params):
+            for row in rows:
+                group_id = row.get("Id")
+                if not group_id or row.get("LifecycleState", 0) not in (0, None):
+                    continue
+                name = row.get("Name")
+                if not isinstance(name, str) or not name:
+                    self.ctx.issues.report("null", "DesktopGroups.Name")
+                    name = UNKNOWN_GROUP
+                groups[str(group_id)] = DesktopGroup(
+                    name,
+                    self._enum(DELIVERY_TYPE, row.get("DeliveryType"), "DeliveryType"),
+                    self._enum(SESSION_SUPPORT, row.get("SessionSupport"), "SessionSupport"),
+                )
+        self._groups = groups
+        self._groups_fetched_at = self.ctx.clock()
+
+    def _group_name(self, group_id: str | None) -> str:
+        group = self._groups.get(group_id) if group_id else None
+        return group.name if group else UNKNOWN_GROUP
+
+    # -- grouped counts (server-side aggregation with a paging fallback) -------------------
+
+    async def _grouped(
+        self, query: GroupedQuery, key_of: Callable[[Row], tuple[Any, ...]]
+    ) -> Counter[tuple[Any, ...]]:
+        """Counts per key; tries `$apply` unless this customer's gateway rejected it before."""
+        if self._apply_supported.get(query.name, True):
+            counts: Counter[tuple[Any, ...]] = Counter()
+            try:
+                async for rows in self._pages(query.entity_set, {"$apply": query.apply}):
+                    for row in rows:
+                        counts[key_of(row)] += self._count(row)
+            except UpstreamError as err:
+                if err.status not in APPLY_REJECTED:
+                    raise
+                self._apply_supported[query.name] = False
+                log.info(
+                    "Monitor API rejected $apply; counting by paging with $select instead "
+                    "(remembered for this customer)",
+                    extra={"customer_id": self.ctx.customer_id, "query": query.name,
+                           "error": str(err)},
+                )  # fmt: skip
+            else:
+                self._apply_supported[query.name] = True
+                return counts
+        counts = Counter()
+        async for rows in self._pages(query.entity_set, query.fallback):
+            for row in rows:
+                counts[key_of(row)] += 1
+        return counts
+
+    def _count(self, row: Row) -> int:
+        value = row.get("n")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        self.ctx.issues.report("bad_number", "$apply count", repr(value))
+        return 0
+
+    def _session_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+        gauges = GaugeSet(["customer_id", "delivery_group", "state"], HELP_SUFFIX)
+        totals: Counter[tuple[str, str]] = Counter()
+        for (group_id, state), count in counts.items():
+            name = self._enum(CONNECTION_STATE, state, "Sessions.ConnectionState")
+            totals[(self._group_name(group_id), name)] += count
+        for group in self._live:
+            for state in CONNECTION_STATE.values():
+                totals.setdefault((group, state), 0)
+        for (group, state), count in sorted(totals.items()):
+            gauges.add(
+                "citrix_sessions",
+                "Open sessions (EndDate null) by delivery group and ConnectionState.",
+                [self.ctx.customer_id, group, state],
+                count,
+            )
+        return gauges.families()
+
+    def _machine_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+        registration: Counter[tuple[str, str]] = Counter()
+        maintenance: Counter[str] = Counter()
+        faulted: Counter[tuple[str, str]] = Counter()
+        power: Counter[tuple[str, str]] = Counter()
+        for key, count in counts.items():
+            group_id, reg, power_state, fault, in_maintenance = key
+            group = self._group_name(group_id)
+            reg_name = self._enum(REGISTRATION_STATE, reg, "CurrentRegistrationState")
+            registration[(group, reg_name)] += count
+            power[(group, self._enum(POWER_STATE, power_state, "CurrentPowerState"))] += count
+            fault_name = self._enum(FAULT_STATE, fault, "FaultState")
+            if fault in FAULTED_STATES:
+                faulted[(group, fault_name)] += count
+            maintenance[group] += count if in_maintenance is True else 0
+        for group in self._live:
+            maintenance.setdefault(group, 0)
+            for name in REGISTRATION_STATE.values():
+                registration.setdefault((group, name), 0)
+            for name in FAULTED_STATES.values():
+                faulted.setdefault((group, name), 0)
+            for name in POWER_STATE.values():
+                power.setdefault((group, name), 0)
+        cid = self.ctx.customer_id
+        gauges = GaugeSet(["customer_id", "delivery_group"], HELP_SUFFIX)
+        for (group, state), count in sorted(registration.items()):
+            gauges.add(
+                "citrix_machines",
+                "Active machines (LifecycleState 0) by CurrentRegistrationState.",
+                [cid, group], count, {"registration_state": state},
+            )  # fmt: skip
+        for group, count in sorted(maintenance.items()):
+            gauges.add(
+                "citrix_machines_in_maintenance",
+                "Active machines in maintenance mode.",
+                [cid, group], count,
+            )  # fmt: skip
+        for (group, state), count in sorted(faulted.items()):
+            gauges.add(
+                "citrix_machines_faulted",
+                "Active machines with a fault (FaultState other than unknown or none).",
+                [cid, group], count, {"fault_state": state},
+            )  # fmt: skip
+        for (group, state), count in sorted(power.items()):
+            gauges.add(
+                "citrix_machines_by_power_state",
+                "Active machines by CurrentPowerState.",
+                [cid, group], count, {"power_state": state},
+            )  # fmt: skip
+        return gauges.families()
+
+    def _group_info(self) -> list[Metric]:
+        gauges = GaugeSet(
+            ["customer_id", "delivery_group", "delivery_type", "session_support"], HELP_SUFFIX
+        )
+        for group in sorted(self._groups.values(), key=lambda g: g.name):
+            gauges.add(
+                "citrix_delivery_group_info",
+                "Always 1 for each active delivery group; labels describe it.",
+                [self.ctx.customer_id, group.name, group.delivery_type, group.session_support],
+                1,
+            )
+        return gauges.families()
+
+    # -- incremental: connection failures --------------------------------------------------
+
+    async def _poll_failures(self) -> None:
+        since = odata_datetime(self._failure_marks.since())
+        params = {
+            "$filter": f"FailureDate gt {since}",
+            "$select": "Id,FailureDate,ConnectionFailureEnumValue",
+            "$orderby": "FailureDate",
+        }
+        new: Counter[str] = Counter()
+        async for rows in self._pages("ConnectionFailureLogs", params):
+            for row in rows:
+                when = self._row_time(row, "FailureDate", "ConnectionFailureLogs.FailureDate")
+                key = row.get("Id")
+                if when is None or key is None:
+                    continue
+                if self._failure_marks.is_new(str(key), when):
+                    reason = self._enum(
+                        SESSION_FAILURE_CODE,
+                        row.get("ConnectionFailureEnumValue"),
+                        "ConnectionFailureEnumValue",
+                    )
+                    new[reason] += 1
+        self._failures.update(new)
+
+    def _failure_family(self) -> Metric:
+        family = CounterMetricFamily(
+            "citrix_connection_failures",
+            "Connection failures (ConnectionFailureLogs rows) seen since the exporter started, "
+            f"by failure reason. {HELP_SUFFIX}",
+            labels=["customer_id", "failure_reason"],
+        )
+        for reason, count in sorted(self._failures.items()):
+            family.add_metric([self.ctx.customer_id, reason], count)
+        return family
+
+    # -- incremental: logon durations ------------------------------------------------------
+
+    async def _poll_logons(self) -> None:
+        since = odata_datetime(self._logon_marks.since())
+        params = {
+            "$filter": f"StartDate gt {since} and LogOnDuration ne null",
+            "$select": "SessionKey,StartDate,LogOnDuration",
+            "$expand": "Machine($select=DesktopGroupId)",
+        }
+        async for rows in self._pages("Sessions", params):
+            for row in rows:
+                when = self._row_time(row, "StartDate", "Sessions.StartDate")
+                key = row.get("SessionKey")
+                duration = row.get("LogOnDuration")
+                if when is None or key is None or not self._logon_marks.is_new(str(key), when):
+                    continue
+                if not isinstance(duration, int | float) or isinstance(duration, bool):
+                    self.ctx.issues.report("bad_number", "Sessions.LogOnDuration")
+                    continue
+                group = self._group_name(_machine_group(row))
+                self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)
+
+    def _logon_family(self) -> Metric:
+        family = HistogramMetricFamily(
+            "citrix_logon_duration_seconds",
+            "Logon duration (LogOnDuration) of sessions that started since the exporter "
+            f"started. {HELP_SUFFIX}",
+            labels=["customer_id", "delivery_group"],
+        )
+        live = {group.name for group in self._groups.values()} | {UNKNOWN_GROUP}
+        for group in [g for g in self._logons if g not in live]:
+            del self._logons[group]  # the delivery group is gone: its series go too
+        for group, histogram in sorted(self._logons.items()):
+            family.add_metric(
+                [self.ctx.customer_id, group], histogram.buckets(), sum_value=histogram.total
+            )
+        return family
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _pages(self, entity_set: str, params: dict[str, str]) -> AsyncIterator[list[Row]]:
+        return iter_pages(
+            self.ctx.api,
+            ENDPOINTS[entity_set],
+            f"{self._base}/{entity_set}",
+            params,
+            max_pages=self.config.max_pages,
+            limiter=self._limiter,
+        )
+
+    def _enum(self, table: dict[int, str], value: object, field: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and value in table:
+            return table[value]
+        self.ctx.issues.report("unknown_enum", field, repr(value))
+        return "unknown"
+
+    def _row_time(self, row: Row, field: str, path: str) -> float | None:
+        value = row.get(field)
+        try:
+            return parse_timestamp(str(value)).timestamp()
+        except ValueError:
+            self.ctx.issues.report("bad_timestamp", path, repr(value))
+            return None
+
+
+class _Histogram:
+    """Cumulative logon-duration histogram of one delivery group."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LOGON_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.total += seconds
+        for index, bound in enumerate(LOGON_BUCKETS):
+            if seconds <= bound:
+                self.counts[index] += 1
+                return
+        self.counts[-1] += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        result, running = [], 0
+        for bound, count in zip((*LOGON_BUCKETS, float("inf")), self.counts, strict=True):
+            running += count
+            result.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
+        return result
+
+
+def _failure_reasons() -> Iterable[str]:
+    return SESSION_FAILURE_CODE.values()
+
+
+def _machine_group(row: Row) -> str | None:
+    machine = row.get("Machine")
+    group_id = machine.get("DesktopGroupId") if isinstance(machine, dict) else None
+    return str(group_id) if group_id else None
+
+
+def _session_key(row: Row) -> tuple[Any, ...]:
+    return (_machine_group(row), row.get("ConnectionState"))
+
+
+def _machine_key(row: Row) -> tuple[Any, ...]:
+    group_id = row.get("DesktopGroupId")
+    return (
+        str(group_id) if group_id else None,
+        row.get("CurrentRegistrationState"),
+        row.get("CurrentPowerState"),
+        row.get("FaultState"),
+        row.get("IsInMaintenanceMode"),
+    )

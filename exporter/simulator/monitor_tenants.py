@@ -1,0 +1,420 @@
+"""Ready-made Monitor tenants: generated at any size, the seed customer's, living demo ones.
+
+:func:`make_tenant` builds 100,000 open sessions on 5,000 machines in about 1.5 s and ~110 MB
+(one dict per row, shared datetime objects); the same arguments give the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from .monitor import (
+    _AGENT_VERSIONS,
+    _FAILURE_TABLE,
+    _MULTI_OS,
+    _OPEN_TABLE,
+    _SINGLE_OS,
+    _UNREGISTERED_POWER_TABLE,
+    ConnectionState,
+    FaultState,
+    MonitorData,
+    MonitorLife,
+    PowerState,
+    RegistrationState,
+    Row,
+    _default_fault,
+    _group_profile,
+    _guid,
+    _machine_prefix,
+    _pick,
+    _whole_ms,
+    group_name,
+)
+
+
+def _split_counts(total: int, weights: Sequence[float]) -> list[int]:
+    """``total`` split proportionally to ``weights`` (largest remainder, deterministic)."""
+    if not weights:
+        return []
+    scale = sum(weights)
+    raw = [total * w / scale for w in weights]
+    counts = [int(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (counts[i] - raw[i], i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def make_tenant(
+    sessions: int,
+    machines: int,
+    groups: int,
+    *,
+    seed: int = 0,
+    now: datetime,
+    closed_sessions: int | None = None,
+    failures: int | None = None,
+    users: int | None = None,
+    troubled_group: int | None = None,
+    load_index_rows: int = 1,
+) -> MonitorData:
+    """A deterministic tenant with ``sessions`` open sessions (same arguments, same rows).
+
+    * ``groups`` delivery groups named ``DG-Finance``, ``DG-Call-Center``... (a mix of
+      multi-session shared and single-session private ones, one Remote PC group from 4 up);
+    * ``machines`` spread over them (~93% registered; a few unregistered, powered off,
+      faulted, in maintenance); ``troubled_group`` (an index) gets ~30% unregistered;
+    * ``sessions`` open sessions on registered machines (mostly Active, some Disconnected, a
+      few others; LogOnDuration 5-120 s in ms, null while preparing), single-session
+      machines holding at most one; plus ``closed_sessions`` ended ones (default a quarter);
+    * ``failures`` ConnectionFailureLogs rows (default 1 per 40 sessions, at least 5) spread
+      over the last 7 days, more of them recent, ``Id`` increasing with ``FailureDate``;
+      each has its failed session (ended, ``FailureId`` set) in Sessions too;
+    * ``load_index_rows`` LoadIndexes rows per registered machine, 5 minutes apart.
+
+    Dates are whole milliseconds, except every 500th session start which carries 7
+    fractional digits (microseconds). ``now`` is the tenant's clock.
+    """
+    if sessions > 0 and machines <= 0:
+        raise ValueError("sessions need machines")
+    rng = random.Random(seed)
+    base = _whole_ms(now)
+    data = MonitorData(seed=seed, clock=base)
+    data._rng = random.Random(seed ^ 0x5EED)
+
+    # Delivery groups.
+    profiles: list[tuple[bool, int, int, int]] = []
+    catalogs: list[str] = []
+    for i in range(groups):
+        name = group_name(i)
+        profile = _group_profile(name, i)
+        profiles.append(profile)
+        catalogs.append(_guid(rng))
+        data.add_desktop_group(
+            name,
+            group_id=_guid(rng),
+            is_remote_pc=profile[0],
+            desktop_kind=profile[1],
+            session_support=profile[2],
+            delivery_type=profile[3],
+        )
+    no_group_catalog = _guid(rng)
+
+    # Machines.
+    weights = [1.0 if p[0] else (2.0 if p[2] == 1 else 3.0) for p in profiles]
+    per_group = _split_counts(machines, weights) if groups else []
+    owners: list[int | None] = [i for i, n in enumerate(per_group) for _ in range(n)]
+    if not groups:
+        owners = [None] * machines
+    day_ms = 86_400_000
+    single_ids: list[str] = []
+    multi_ids: list[str] = []
+    for n, owner in enumerate(owners, start=1):
+        troubled = owner is not None and owner == troubled_group
+        r = rng.random()
+        if r < (0.68 if troubled else 0.93):
+            registration, power = RegistrationState.REGISTERED, PowerState.ON
+        elif r < (0.98 if troubled else 0.99):
+            registration = RegistrationState.UNREGISTERED
+            power = PowerState(_pick(rng, _UNREGISTERED_POWER_TABLE))
+        else:
+            registration = RegistrationState.UNKNOWN
+            power = rng.choice((PowerState.UNKNOWN, PowerState.UNMANAGED))
+        fault = _default_fault(registration, power)
+        if registration == RegistrationState.UNREGISTERED and power == PowerState.TURNING_ON:
+            fault = rng.choice((FaultState.FAILED_TO_START, FaultState.STUCK_ON_BOOT))
+        profile = profiles[owner] if owner is not None else (False, 1, 2, 2)
+        single = profile[2] == 1
+        if registration == RegistrationState.REGISTERED and not single and rng.random() < 0.01:
+            fault = FaultState.MAX_CAPACITY
+        if registration == RegistrationState.UNREGISTERED:
+            changed = base - timedelta(milliseconds=rng.randrange(60_000, 6 * 3_600_000))
+        else:
+            changed = base - timedelta(milliseconds=rng.randrange(3_600_000, 7 * day_ms))
+        created = base - timedelta(milliseconds=rng.randrange(30 * day_ms, 400 * day_ms))
+        prefix = _machine_prefix(group_name(owner)) if owner is not None else "POOL"
+        machine_id = _guid(rng)
+        row: Row = {
+            "Id": machine_id,
+            "Name": f"CORP\\{prefix}-VDA{n:05d}",
+            "DnsName": f"{prefix.lower()}-vda{n:05d}.corp.example.com",
+            "CurrentRegistrationState": int(registration),
+            "RegistrationStateChangeDate": changed,
+            "CurrentPowerState": int(power),
+            "CurrentSessionCount": 0,
+            "IsInMaintenanceMode": rng.random() < (0.10 if troubled else 0.03),
+            "FaultState": int(fault),
+            "FailureDate": changed if fault not in (FaultState.UNKNOWN, FaultState.NONE) else None,
+            "LifecycleState": 0,
+            "CatalogId": catalogs[owner] if owner is not None else no_group_catalog,
+            "DesktopGroupId": data.desktop_groups[owner]["Id"] if owner is not None else None,
+            "MachineRole": 0,
+            "IsAssigned": profile[1] == 0,
+            "AgentVersion": _AGENT_VERSIONS[min(3, int(rng.random() ** 2 * 4))],
+            "OSType": rng.choice(_SINGLE_OS if single else _MULTI_OS),
+            "CreatedDate": created,
+            "ModifiedDate": changed,
+        }
+        data.machines.append(row)
+        if registration == RegistrationState.REGISTERED:
+            (single_ids if single else multi_ids).append(machine_id)
+    machine_rows = {m["Id"]: m for m in data.machines}
+    data._machines_by_id = machine_rows
+    single_set = set(single_ids)
+
+    # Open sessions: single-session machines hold one each, the rest go to multi-session ones.
+    if not single_ids and not multi_ids:
+        multi_ids = [m["Id"] for m in data.machines]
+    singles_used = min(int(len(single_ids) * 0.85), sessions if not multi_ids else sessions // 3)
+    placement = rng.sample(single_ids, singles_used)
+    pool = multi_ids or single_ids
+    placement += [pool[rng.randrange(len(pool))] for _ in range(sessions - singles_used)]
+    rng.shuffle(placement)
+    user_count = users if users is not None else max(1, sessions * 9 // 10)
+    session_rows = data.sessions
+    append = session_rows.append
+    randrange = rng.randrange
+    random_ = rng.random
+    for i, machine_id in enumerate(placement):
+        machine = machine_rows[machine_id]
+        start = base - timedelta(milliseconds=randrange(60_000, 10 * 3_600_000))
+        if i % 500 == 499:
+            start += timedelta(microseconds=randrange(1, 1000))
+        state = _pick(rng, _OPEN_TABLE)
+        changed = start + (base - start) * random_()
+        changed = changed.replace(microsecond=changed.microsecond // 1000 * 1000)
+        logon: int | None = 5_000 + int(115_000 * random_() ** 2.2)
+        if state == ConnectionState.PREPARING_SESSION or random_() < 0.02:
+            logon = None
+        multi = machine_id not in single_set
+        append(
+            {
+                "SessionKey": _guid(rng),
+                "StartDate": start,
+                "EndDate": None,
+                "LogOnDuration": logon,
+                "ConnectionState": state,
+                "ConnectionStateChangeDate": changed,
+                "FailureDate": None,
+                "FailureId": None,
+                "ExitCode": None,
+                "LifecycleState": 0,
+                "UserId": randrange(1, user_count + 1),
+                "MachineId": machine_id,
+                "SessionType": 1 if multi and random_() < 0.6 else 0,
+                "IsAnonymous": random_() < 0.005,
+                "CreatedDate": start,
+                "ModifiedDate": changed,
+            }
+        )
+        machine["CurrentSessionCount"] += 1
+
+    # Closed sessions of the last day, on any machine.
+    all_ids = [m["Id"] for m in data.machines]
+    for _ in range(sessions // 4 if closed_sessions is None else closed_sessions):
+        end = base - timedelta(milliseconds=randrange(0, day_ms))
+        start = end - timedelta(milliseconds=randrange(600_000, 8 * 3_600_000))
+        where = all_ids[randrange(len(all_ids))] if all_ids else None
+        append(
+            {
+                "SessionKey": _guid(rng),
+                "StartDate": start,
+                "EndDate": end,
+                "LogOnDuration": 5_000 + int(115_000 * random_() ** 2.2),
+                "ConnectionState": int(ConnectionState.TERMINATED),
+                "ConnectionStateChangeDate": end,
+                "FailureDate": None,
+                "FailureId": None,
+                "ExitCode": 0,
+                "LifecycleState": 0,
+                "UserId": randrange(1, user_count + 1),
+                "MachineId": where,
+                "SessionType": 0,
+                "IsAnonymous": False,
+                "CreatedDate": start,
+                "ModifiedDate": end,
+            }
+        )
+
+    # Connection failures over the last week, more of them recent, Id in time order.
+    failure_count = max(5, sessions // 40) if failures is None else failures
+    offsets = sorted(
+        (min(7 * day_ms - 1, int(rng.expovariate(1 / day_ms))) for _ in range(failure_count)),
+        reverse=True,
+    )
+    for offset in offsets:
+        when = base - timedelta(milliseconds=offset)
+        where = all_ids[randrange(len(all_ids))] if all_ids else None
+        data._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
+
+    # Load indexes of registered machines.
+    for j in range(load_index_rows):
+        for machine in data.machines:
+            if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
+                at = base - timedelta(milliseconds=j * 300_000 + randrange(0, 60_000))
+                data._add_random_load_index(rng, machine, at)
+
+    data.reindex()
+    return data
+
+
+def make_demo_tenant(
+    now: datetime,
+    *,
+    seed: int,
+    sessions: int,
+    machines: int,
+    groups: int = 3,
+    troubled_group: int | None = 2,
+    life: MonitorLife | None = None,
+) -> MonitorData:
+    """A small living tenant for ``--demo``: :func:`make_tenant` plus a :class:`MonitorLife`."""
+    data = make_tenant(
+        sessions,
+        machines,
+        groups,
+        seed=seed,
+        now=now,
+        failures=max(5, sessions // 10),
+        troubled_group=troubled_group,
+    )
+    data.life = life or MonitorLife(target_sessions=sessions)
+    return data
+
+
+# --- the seed customer's tenant: small, hand-written, fixed ids ------------------------------
+
+SEED_MONITOR_NOW = datetime(2021, 12, 19, 2, 50, tzinfo=UTC)
+SEED_GROUP_FINANCE = "4e6a2b1c-8d3f-4a7e-9b2c-1f0e5d6c7b8a"
+SEED_GROUP_CALL_CENTER = "9c1d7e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
+SEED_MACHINES = (
+    "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",  # FIN-VDA001: registered, 2 sessions
+    "1b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e",  # FIN-VDA002: registered, maintenance, 1 session
+    "2c3d4e5f-6a7b-4c8d-ae9f-1a2b3c4d5e6f",  # CC-VDA001: registered, 1 session
+    "3d4e5f6a-7b8c-4d9e-bfa0-2b3c4d5e6f7a",  # CC-VDA002: unregistered, powered on
+)
+SEED_SESSIONS = (
+    "5f6a7b8c-9d0e-4f1a-8b2c-3d4e5f6a7b8c",  # FIN-VDA001, Active
+    "6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d",  # FIN-VDA001, Disconnected
+    "7b8c9d0e-1f2a-4b3c-ad4e-5f6a7b8c9d0e",  # FIN-VDA002, Active
+    "8c9d0e1f-2a3b-4c4d-be5f-6a7b8c9d0e1f",  # CC-VDA001, Active (7 fractional digits)
+    "9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a",  # CC-VDA001, ended
+)
+
+
+def seed_tenant() -> MonitorData:
+    """The seed customer's Monitor data: 2 groups, 4 machines, 4 open sessions, 3 failures.
+
+    Everything is fixed (ids above, dates around 2021-12-19T02:50Z), so tests can assert
+    exact answers.
+    """
+    t = SEED_MONITOR_NOW
+    data = MonitorData(seed=1, clock=t)
+    data.add_desktop_group(
+        "DG-Finance",
+        group_id=SEED_GROUP_FINANCE,
+        desktop_kind=1,
+        session_support=2,
+        delivery_type=2,
+    )
+    data.add_desktop_group(
+        "DG-Call-Center",
+        group_id=SEED_GROUP_CALL_CENTER,
+        desktop_kind=0,
+        session_support=1,
+        delivery_type=0,
+    )
+    fin1, fin2, cc1, cc2 = SEED_MACHINES
+    catalog_fin = "aa11bb22-cc33-4d44-8e55-ff6677889900"
+    catalog_cc = "bb22cc33-dd44-4e55-9f66-0077889900aa"
+    since = t - timedelta(days=3)
+    data.add_machine(
+        SEED_GROUP_FINANCE,
+        name="CORP\\FIN-VDA001",
+        machine_id=fin1,
+        catalog_id=catalog_fin,
+        at=since,
+    )
+    data.add_machine(
+        SEED_GROUP_FINANCE,
+        name="CORP\\FIN-VDA002",
+        machine_id=fin2,
+        catalog_id=catalog_fin,
+        maintenance=True,
+        at=since,
+    )
+    data.add_machine(
+        SEED_GROUP_CALL_CENTER,
+        name="CORP\\CC-VDA001",
+        machine_id=cc1,
+        catalog_id=catalog_cc,
+        is_assigned=True,
+        os_type=_SINGLE_OS[0],
+        at=since,
+    )
+    data.add_machine(
+        SEED_GROUP_CALL_CENTER,
+        name="CORP\\CC-VDA002",
+        machine_id=cc2,
+        catalog_id=catalog_cc,
+        is_assigned=True,
+        os_type=_SINGLE_OS[0],
+        at=since,
+        registration_state=RegistrationState.UNREGISTERED,
+    )
+    data.machine(cc2)["RegistrationStateChangeDate"] = t - timedelta(minutes=20)
+    data.machine(cc2)["FailureDate"] = t - timedelta(minutes=20)
+    s1, s2, s3, s4, s5 = SEED_SESSIONS
+    data.add_session(
+        fin1,
+        session_key=s1,
+        start=t - timedelta(hours=2),
+        logon_ms=12_345,
+        user_id=11,
+        session_type=1,
+    )
+    data.add_session(
+        fin1,
+        session_key=s2,
+        start=t - timedelta(hours=1),
+        logon_ms=48_000,
+        user_id=12,
+        connection_state=ConnectionState.DISCONNECTED,
+    )
+    data.add_session(
+        fin2,
+        session_key=s3,
+        start=t - timedelta(minutes=30),
+        logon_ms=8_500,
+        user_id=13,
+        session_type=1,
+    )
+    data.add_session(
+        cc1,
+        session_key=s4,
+        start=t - timedelta(minutes=10, microseconds=-123_456),
+        logon_ms=95_250,
+        user_id=14,
+    )
+    data.add_session(
+        cc1,
+        session_key=s5,
+        start=t - timedelta(hours=5),
+        end=t - timedelta(hours=3),
+        logon_ms=30_000,
+        user_id=15,
+    )
+    data.add_failure(
+        failure_date=t - timedelta(hours=3), failure_id=101, value=4, machine_id=fin1, user_id=12
+    )
+    data.add_failure(
+        failure_date=t - timedelta(minutes=45), failure_id=102, value=3, machine_id=cc2, user_id=14
+    )
+    data.add_failure(failure_date=t - timedelta(minutes=5), failure_id=103, value=12, user_id=16)
+    for machine_id, cpu in ((fin1, 3200), (fin2, 1500), (cc1, 900)):
+        data.add_load_index(
+            machine_id, at=t - timedelta(minutes=2), effective=cpu + 800, cpu=cpu, memory=cpu + 800
+        )
+    return data
