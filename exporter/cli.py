@@ -20,6 +20,7 @@ from . import __version__
 from .config import Config, ConfigError, load_config
 from .log import SecretScrubber, get_logger, setup_logging
 from .runtime import Exporter
+from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
 
 log = get_logger()
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true",
         help="run against the embedded Citrix Cloud simulator; no config or account needed",
     )  # fmt: skip
+    parser.add_argument(
+        "--shard", metavar="INDEX/COUNT",
+        help=f"poll only replica INDEX's share (0-based) of the customers (env {ENV_SHARD})",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -85,7 +90,7 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 async def poll_once(config: Config) -> tuple[bool, bytes]:
     async with Exporter(config, process_metrics=False) as exporter:
         ok = await exporter.poller.run_all_once()
-        if not exporter.poller.jobs:
+        if not exporter.poller.jobs and config.customers:  # an empty shard has nothing to do
             ok = False
             log.error("no collector is enabled")
         return ok, generate_latest(exporter.registry)
@@ -128,7 +133,19 @@ async def serve(config: Config, listen_address: str, telemetry_path: str) -> int
     return EXIT_OK
 
 
-async def run_demo(args: argparse.Namespace) -> int:
+def apply_shard(config: Config, shard: Shard | None) -> Config:
+    """Keep only the customers of this replica's shard (all replicas share one config)."""
+    if shard is None:
+        return config
+    customers = shard.select(config.customers)
+    log.info(
+        "sharding" if customers else "sharding: no customer in this shard",
+        extra={"shard": str(shard), "customers": len(customers), "total": len(config.customers)},
+    )
+    return config.model_copy(update={"customers": customers})
+
+
+async def run_demo(args: argparse.Namespace, shard: Shard | None = None) -> int:
     from .demo import demo_config, start_simulator  # the simulator is only needed here
     from .simulator.scenarios import demo_state
 
@@ -136,7 +153,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     sim_runner, base_url = await start_simulator(state)
     log.info("demo: simulated Citrix Cloud started", extra={"url": base_url})
     try:
-        config = demo_config(base_url, state, args.listen_address)
+        config = apply_shard(demo_config(base_url, state, args.listen_address), shard)
         if args.once:
             ok, text = await poll_once(config)
             sys.stdout.write(text.decode())
@@ -150,19 +167,73 @@ async def run_demo(args: argparse.Namespace) -> int:
         await sim_runner.cleanup()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    scrubber: SecretScrubber = setup_logging(args.log_level, args.log_format)
-    if args.demo:
-        return asyncio.run(run_demo(args))
+def build_backfill_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citrix-cloud-exporter backfill",
+        description="Write up to 12 months of licence history as OpenMetrics with timestamps, "
+        "for `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=os.environ.get("CITRIX_EXPORTER_CONFIG", "citrix-cloud-exporter.yml"),
+    )
+    parser.add_argument("--months", type=int, default=12, choices=range(1, 13), metavar="1-12")
+    parser.add_argument(
+        "--step", default="1d", help="one sample per series every STEP (default 1d, at 00:00 UTC)"
+    )
+    parser.add_argument("--output", required=True, help="OpenMetrics file to write")
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info",
+        choices=["debug", "info", "warning", "error"],
+    )  # fmt: skip
+    return parser
+
+
+def backfill_main(argv: Sequence[str]) -> int:
+    from .backfill import run_backfill
+    from .durations import parse_duration
+
+    args = build_backfill_parser().parse_args(argv)
+    scrubber = setup_logging(args.log_level, "logfmt")
+    try:
+        step = parse_duration(args.step)
+    except ValueError as err:
+        print(f"error: --step: {err}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config = load_config(args.config_file)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     scrubber.add(config.secrets())
+    return run_backfill(config, args.output, args.months, step)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["backfill"]:
+        return backfill_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    scrubber: SecretScrubber = setup_logging(args.log_level, args.log_format)
+    try:
+        shard = resolve_shard(args.shard, os.environ)
+    except ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.demo:
+        return asyncio.run(run_demo(args, shard))
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    scrubber.add(config.secrets())
+    total = len(config.customers)
+    config = apply_shard(config, shard)
     if args.check_config:
-        print(f"{args.config_file}: valid, {len(config.customers)} customer(s)")
+        in_shard = f", {len(config.customers)} in shard {shard}" if shard else ""
+        print(f"{args.config_file}: valid, {total} customer(s){in_shard}")
         return EXIT_OK
     if args.telemetry_path and not args.telemetry_path.startswith("/"):
         print("error: --web.telemetry-path must start with '/'", file=sys.stderr)

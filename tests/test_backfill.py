@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import time
 from datetime import UTC, date, datetime
 
 from exporter.backfill import backfill
 from exporter.simulator.state import HistoryMonth, SimulatorState, add_months
 from tests.e2e import Prometheus
-from tests.helpers import SEED_CUSTOMER, make_config, require_binary
+from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET, make_config, require_binary
 
 
 def year_of_history(state: SimulatorState) -> date:
@@ -68,3 +69,27 @@ async def test_prometheus_serves_backfilled_history(tmp_path, base_url, sim_stat
         assert at < time.time() - 150 * 86400
     finally:
         await prometheus.stop()
+
+
+async def test_backfill_command(tmp_path, base_url, sim_state):
+    year_of_history(sim_state)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"customers:\n  - customer_id: {SEED_CUSTOMER}\n    client_id: {SEED_CLIENT}\n"
+        f"    client_secret: {SEED_SECRET}\n    api_url: {base_url}\n"
+    )
+    output = tmp_path / "history.om"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "backfill", "--config.file", str(config),
+        "--months", "6", "--output", str(output),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert output.read_text().endswith("# EOF\n")
+    assert "promtool tsdb create-blocks-from openmetrics" in err.decode()
+    assert SEED_SECRET not in err.decode()
+    query = next(r.query for r in sim_state.requests if r.path.endswith("/historicalusage"))
+    assert query["startDate"] == add_months(datetime.now(UTC).date().replace(day=1), -5).strftime(
+        "%Y-%m"
+    )

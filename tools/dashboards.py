@@ -1,0 +1,1080 @@
+"""Generate grafana/dashboards/*.json (the committed files are this script's output).
+
+    python -m tools.dashboards            # rewrite grafana/dashboards/*.json
+    python -m tools.dashboards --check    # exit 1 and name the files that are out of date
+
+tests/test_dashboards.py fails when the committed JSON differs from what this produces, so edit
+the dashboards here, regenerate, and commit both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .grafana import (
+    UP_DOWN,
+    Column,
+    Json,
+    Layout,
+    Q,
+    Scope,
+    by_regexp,
+    dashboard,
+    fixed_color,
+    gauge,
+    heatmap,
+    query_variable,
+    stat,
+    state_timeline,
+    table,
+    thresholds,
+    timeseries,
+)
+
+OUT_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
+
+JOB_VARIABLE = query_variable(
+    "job", "Job", "label_values(citrix_exporter_build_info, job)", "Prometheus job of the exporter"
+)
+INSTANCE_VARIABLE = query_variable(
+    "instance",
+    "Instance",
+    'label_values(citrix_exporter_build_info{job=~"$job"}, instance)',
+    "Exporter replica (one per shard when customers are sharded)",
+)
+
+# Colours of request codes in the upstream panels: throttling and server errors stand out.
+CODE_COLOURS = [
+    by_regexp("/ 429$/", color=fixed_color("orange")),
+    by_regexp("/ 5\\d\\d$/", color=fixed_color("red")),
+    by_regexp("/ error$/", color=fixed_color("purple")),
+]
+
+# -- Citrix Cloud licensing ----------------------------------------------------------------------
+
+LIC = Scope("job", "instance", "customer_id", "product")
+LIC_BY = "customer_id, product, edition"
+LIC_LEGEND = "{{customer_id}} {{product}} {{edition}}"
+DAYS_STEPS = thresholds("red", (7, "orange"), (30, "green"))
+
+
+def lic(metric: str, *extra: str, by: str = LIC_BY) -> str:
+    """The metric per customer/product/edition; max() folds duplicate exporter replicas."""
+    return f"max by ({by}) ({LIC(metric, *extra)})"
+
+
+def days_until(metric: str) -> str:
+    return f"({lic(metric)} - time()) / 86400"
+
+
+def ratio_of_available(metric: str) -> str:
+    return f"{lic(metric)} / clamp_min({lic('citrix_licenses_available')}, 1)"
+
+
+def licensing() -> Json:
+    layout = Layout()
+    layout.row("All customers")
+    layout.add(
+        table(
+            "Customers by remaining licenses",
+            "Every selected customer and product, lowest remaining share first: the customers "
+            "that need licenses soonest are at the top. Remaining % is "
+            "citrix_licenses_remaining / citrix_licenses_available; overage and the days until "
+            "the next expiry are highlighted.",
+            "short",
+            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            [
+                Column(
+                    "Remaining %",
+                    ratio_of_available("citrix_licenses_remaining"),
+                    unit="percentunit",
+                    steps=thresholds("red", (0.1, "orange"), (0.2, "green")),
+                    cell="color-background",
+                ),
+                Column("Available", lic("citrix_licenses_available")),
+                Column("Used", lic("citrix_licenses_used")),
+                Column("Remaining", lic("citrix_licenses_remaining")),
+                Column(
+                    "Overage",
+                    lic("citrix_licenses_overage"),
+                    steps=thresholds("green", (1, "red")),
+                    cell="color-background",
+                ),
+                Column(
+                    "Days to next expiry",
+                    days_until("citrix_licenses_next_expiry_timestamp_seconds"),
+                    unit="none",
+                    decimals=0,
+                    steps=DAYS_STEPS,
+                    cell="color-text",
+                ),
+                Column("Expiring", lic("citrix_licenses_expiring")),
+            ],
+            sort_by="Remaining %",
+        ),
+        24,
+        10,
+    )
+
+    layout.row("Per customer and product")
+    for title, metric, what in [
+        ("Available", "citrix_licenses_available", "Licenses available (purchased)"),
+        ("Used", "citrix_licenses_used", "Licenses in use (the smaller of user and device usage)"),
+    ]:
+        layout.add(
+            stat(
+                title,
+                f"{what}, from {metric}, per customer and product.",
+                "short",
+                Q(lic(metric), LIC_LEGEND),
+                steps=thresholds("blue"),
+            ),
+            6,
+            5,
+        )
+    layout.add(
+        stat(
+            "Remaining",
+            "Licenses not yet consumed (citrix_licenses_remaining); red when none are left.",
+            "short",
+            Q(lic("citrix_licenses_remaining"), LIC_LEGEND),
+            steps=thresholds("red", (1, "green")),
+        ),
+        6,
+        5,
+    )
+    layout.add(
+        stat(
+            "Overage",
+            "Licenses used beyond those available (citrix_licenses_overage). Anything above 0 "
+            "is highlighted: the customer is out of compliance or will be billed for overage.",
+            "short",
+            Q(lic("citrix_licenses_overage"), LIC_LEGEND),
+            steps=thresholds("green", (1, "red")),
+            color_mode="background",
+        ),
+        6,
+        5,
+    )
+    layout.add(
+        gauge(
+            "Used (% of available)",
+            "citrix_licenses_used / citrix_licenses_available. Orange from 90 %, red from 100 % "
+            "(overage).",
+            "percentunit",
+            Q(ratio_of_available("citrix_licenses_used"), LIC_LEGEND),
+            steps=thresholds("green", (0.9, "orange"), (1, "red")),
+            low=0,
+            high=1.2,
+        ),
+        12,
+        6,
+    )
+    layout.add(
+        gauge(
+            "Remaining (% of available)",
+            "citrix_licenses_remaining / citrix_licenses_available. Red below 10 % (the "
+            "CitrixLicensesLow alert), orange below 20 %.",
+            "percentunit",
+            Q(ratio_of_available("citrix_licenses_remaining"), LIC_LEGEND),
+            steps=thresholds("red", (0.1, "orange"), (0.2, "green")),
+            low=0,
+            high=1,
+        ),
+        12,
+        6,
+    )
+
+    layout.row("Over time")
+    layout.add(
+        timeseries(
+            "License usage over time",
+            "Licenses used (solid) against licenses available (dashed), per customer and "
+            "product. The licensing collector polls every 15 minutes by default, hence steps.",
+            "short",
+            Q(lic("citrix_licenses_used"), LIC_LEGEND + " used"),
+            Q(lic("citrix_licenses_available"), LIC_LEGEND + " available"),
+            overrides=[
+                by_regexp(
+                    "/ available$/",
+                    **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}},
+                    **{"custom.fillOpacity": 0},
+                )
+            ],
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Overage over time",
+            "citrix_licenses_overage per customer and product: licenses used beyond those "
+            "available.",
+            "short",
+            Q(lic("citrix_licenses_overage"), LIC_LEGEND),
+            steps=thresholds("green", (1, "red")),
+            threshold_style="area",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "User vs device assignment",
+            "Licenses in use by assignment kind (citrix_licenses_usage{assignment}); Citrix "
+            "counts the smaller of the two as used. Released licenses "
+            "(citrix_licenses_released) are shown dashed.",
+            "short",
+            Q(
+                lic("citrix_licenses_usage", by=LIC_BY + ", assignment"),
+                LIC_LEGEND + " {{assignment}}",
+            ),
+            Q(
+                lic("citrix_licenses_released", by=LIC_BY + ", assignment"),
+                LIC_LEGEND + " {{assignment}} released",
+            ),
+            overrides=[
+                by_regexp("/ released$/", **{"custom.lineStyle": {"fill": "dash", "dash": [4, 4]}})
+            ],
+        ),
+        24,
+        8,
+    )
+
+    layout.row("Expiry and activation")
+    layout.add(
+        stat(
+            "Days until next expiry",
+            "(citrix_licenses_next_expiry_timestamp_seconds - time()) / 86400 per customer and "
+            "product: orange below 30 days, red below 7 days (the CitrixLicensesExpiring "
+            "alert fires at the same thresholds while licenses are expiring).",
+            "none",
+            Q(days_until("citrix_licenses_next_expiry_timestamp_seconds"), LIC_LEGEND),
+            steps=DAYS_STEPS,
+            decimals=0,
+            color_mode="background",
+        ),
+        8,
+        7,
+    )
+    layout.add(
+        table(
+            "Expiry and activation schedule",
+            "When the next licenses expire and how many (nextExpiredLicenses), and when the "
+            "next purchased licenses become available and how many (nextActivatingLicense; "
+            "empty when none is scheduled).",
+            "short",
+            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            [
+                Column(
+                    "Next expiry",
+                    f"{lic('citrix_licenses_next_expiry_timestamp_seconds')} * 1000",
+                    unit="dateTimeAsIso",
+                ),
+                Column(
+                    "Days to expiry",
+                    days_until("citrix_licenses_next_expiry_timestamp_seconds"),
+                    unit="none",
+                    decimals=0,
+                    steps=DAYS_STEPS,
+                    cell="color-text",
+                ),
+                Column("Expiring", lic("citrix_licenses_expiring")),
+                Column(
+                    "Next activation",
+                    f"{lic('citrix_licenses_next_activation_timestamp_seconds')} * 1000",
+                    unit="dateTimeAsIso",
+                ),
+                Column("Activating", lic("citrix_licenses_activating")),
+            ],
+            sort_by="Days to expiry",
+        ),
+        16,
+        7,
+    )
+
+    layout.row("Current month (historical usage)")
+    layout.add(
+        table(
+            "This month: available licenses",
+            "From the historical usage API (fetched once a day): the month these figures "
+            "describe (citrix_licenses_month_start_timestamp_seconds) and the licenses available "
+            "in it.",
+            "short",
+            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            [
+                Column(
+                    "Month",
+                    f"{lic('citrix_licenses_month_start_timestamp_seconds')} * 1000",
+                    unit="dateTimeAsIso",
+                ),
+                Column("Available", lic("citrix_licenses_month_available")),
+            ],
+            sort_by="Customer",
+        ),
+        10,
+        7,
+    )
+    by_assignment = LIC_BY + ", assignment"
+    layout.add(
+        table(
+            "This month: assignments",
+            "From the historical usage API, per assignment kind: licenses assigned "
+            "cumulatively up to this month, newly assigned and released in the month.",
+            "short",
+            {
+                "customer_id": "Customer",
+                "product": "Product",
+                "edition": "Edition",
+                "assignment": "Assignment",
+            },
+            [
+                Column("Assigned", lic("citrix_licenses_month_assigned", by=by_assignment)),
+                Column(
+                    "Newly assigned",
+                    lic("citrix_licenses_month_newly_assigned", by=by_assignment),
+                ),
+                Column("Released", lic("citrix_licenses_month_released", by=by_assignment)),
+            ],
+            sort_by="Customer",
+        ),
+        14,
+        7,
+    )
+
+    return dashboard(
+        uid="citrix-cloud-licensing",
+        title="Citrix Cloud licensing",
+        description="License usage, overage, expiry and monthly figures per Citrix Cloud "
+        "customer and product, from citrix-cloud-exporter.",
+        variables=[
+            JOB_VARIABLE,
+            INSTANCE_VARIABLE,
+            query_variable(
+                "customer_id",
+                "Customer",
+                'label_values(citrix_licenses_available{job=~"$job", instance=~"$instance"}, '
+                "customer_id)",
+                "Citrix Cloud customer id",
+            ),
+            query_variable(
+                "product",
+                "Product",
+                'label_values(citrix_licenses_available{job=~"$job", instance=~"$instance", '
+                'customer_id=~"$customer_id"}, product)',
+                "Licensed product",
+            ),
+        ],
+        layout=layout,
+        time_from="now-7d",
+    )
+
+
+# -- Citrix DaaS sessions and machines -----------------------------------------------------------
+
+DAAS = Scope("job", "instance", "customer_id", "delivery_group")
+GROUP_BY = "customer_id, delivery_group"
+GROUP_LEGEND = "{{customer_id}} {{delivery_group}}"
+NO_GROUP = ("delivery_group",)  # citrix_connection_failures_total has no delivery_group label
+
+
+def total(metric: str, *extra: str, by: str | None = None) -> str:
+    aggregation = f"sum by ({by})" if by else "sum"
+    return f"{aggregation} ({DAAS(metric, *extra)})"
+
+
+def unregistered_ratio() -> str:
+    unregistered = total("citrix_machines", 'registration_state="unregistered"', by=GROUP_BY)
+    return f"{unregistered} / {total('citrix_machines', by=GROUP_BY)}"
+
+
+def logon_quantile(q: float, by: str = "le") -> str:
+    bucket = DAAS("citrix_logon_duration_seconds_bucket")
+    return f"histogram_quantile({q}, sum by ({by}) (rate({bucket}[$__rate_interval])))"
+
+
+def daas() -> Json:
+    layout = Layout()
+    layout.row("Now")
+    for title, expr, description, steps in [
+        (
+            "Active sessions",
+            total("citrix_sessions", 'state="active"'),
+            'Open sessions in the active state (citrix_sessions{state="active"}).',
+            thresholds("blue"),
+        ),
+        (
+            "Disconnected sessions",
+            total("citrix_sessions", 'state="disconnected"'),
+            "Open sessions whose client has disconnected (still holding a machine).",
+            thresholds("blue"),
+        ),
+        (
+            "Registered machines",
+            total("citrix_machines", 'registration_state="registered"'),
+            "Machines registered with the delivery controller, ready for sessions.",
+            thresholds("green"),
+        ),
+        (
+            "Unregistered machines",
+            total("citrix_machines", 'registration_state="unregistered"'),
+            "Machines not registered: powered off, or broken (VDA, network, time, DNS).",
+            thresholds("green", (1, "orange")),
+        ),
+        (
+            "Machines in maintenance",
+            total("citrix_machines_in_maintenance"),
+            "Machines in maintenance mode: no new sessions are brokered to them.",
+            thresholds("green", (1, "blue")),
+        ),
+        (
+            "Faulted machines",
+            total("citrix_machines_faulted"),
+            "Machines with a fault state (failed to start, stuck on boot, unregistered, max "
+            "capacity, VM not found).",
+            thresholds("green", (1, "red")),
+        ),
+    ]:
+        layout.add(
+            stat(title, description, "short", Q(expr, title), steps=steps, text_mode="value"),
+            4,
+            4,
+        )
+
+    layout.row("Sessions")
+    layout.add(
+        timeseries(
+            "Sessions by state",
+            "Open sessions (EndDate null) by connection state, summed over the selected "
+            "customers and delivery groups.",
+            "short",
+            Q(total("citrix_sessions", by="state"), "{{state}}"),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Sessions per delivery group",
+            "Open sessions of every state per customer and delivery group, stacked.",
+            "short",
+            Q(total("citrix_sessions", by=GROUP_BY), GROUP_LEGEND),
+            stack=True,
+            fill=30,
+        ),
+        12,
+        8,
+    )
+
+    layout.row("Machines")
+    layout.add(
+        timeseries(
+            "Machines by registration state",
+            "Active machines by registration state (citrix_machines{registration_state}).",
+            "short",
+            Q(total("citrix_machines", by="registration_state"), "{{registration_state}}"),
+            overrides=[
+                by_regexp("/^unregistered$/", color=fixed_color("orange")),
+                by_regexp("/^registered$/", color=fixed_color("green")),
+            ],
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Unregistered machines (% of delivery group)",
+            "Share of each delivery group's machines that are unregistered. The "
+            "CitrixMachinesUnregistered alert fires above 10 % (red line). Power-managed "
+            "machines that are switched off count as unregistered.",
+            "percentunit",
+            Q(unregistered_ratio(), GROUP_LEGEND),
+            steps=thresholds("green", (0.1, "red")),
+            threshold_style="line",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Machines in maintenance",
+            "Machines in maintenance mode per customer and delivery group.",
+            "short",
+            Q(total("citrix_machines_in_maintenance", by=GROUP_BY), GROUP_LEGEND),
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Faulted machines by fault state",
+            "Machines with a fault, by fault state (citrix_machines_faulted{fault_state}).",
+            "short",
+            Q(total("citrix_machines_faulted", by="fault_state"), "{{fault_state}}"),
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Machines by power state",
+            "Active machines by power state (citrix_machines_by_power_state{power_state}).",
+            "short",
+            Q(total("citrix_machines_by_power_state", by="power_state"), "{{power_state}}"),
+            stack=True,
+            fill=30,
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        table(
+            "Delivery groups",
+            "Per delivery group now, most unregistered first: machines by state, maintenance, "
+            "faults and open sessions.",
+            "short",
+            {"customer_id": "Customer", "delivery_group": "Delivery group"},
+            [
+                Column(
+                    "Unregistered %",
+                    unregistered_ratio(),
+                    unit="percentunit",
+                    steps=thresholds("green", (0.1, "red")),
+                    cell="color-background",
+                ),
+                Column("Machines", total("citrix_machines", by=GROUP_BY)),
+                Column(
+                    "Registered",
+                    total("citrix_machines", 'registration_state="registered"', by=GROUP_BY),
+                ),
+                Column(
+                    "Unregistered",
+                    total("citrix_machines", 'registration_state="unregistered"', by=GROUP_BY),
+                ),
+                Column("In maintenance", total("citrix_machines_in_maintenance", by=GROUP_BY)),
+                Column(
+                    "Faulted",
+                    total("citrix_machines_faulted", by=GROUP_BY),
+                    steps=thresholds("green", (1, "red")),
+                    cell="color-text",
+                ),
+                Column("Sessions", total("citrix_sessions", by=GROUP_BY)),
+            ],
+            sort_by="Unregistered %",
+            descending=True,
+        ),
+        16,
+        8,
+    )
+    layout.add(
+        table(
+            "Delivery group inventory",
+            "Delivery groups with their delivery type and session support "
+            "(citrix_delivery_group_info).",
+            "short",
+            {
+                "customer_id": "Customer",
+                "delivery_group": "Delivery group",
+                "delivery_type": "Delivery type",
+                "session_support": "Session support",
+            },
+            [
+                Column(
+                    "Groups",
+                    "max by (customer_id, delivery_group, delivery_type, session_support) "
+                    f"({DAAS('citrix_delivery_group_info')})",
+                )
+            ],
+            sort_by="Customer",
+        ),
+        8,
+        8,
+    )
+
+    layout.row("Connections and logons")
+    failures = DAAS("citrix_connection_failures_total", without=NO_GROUP)
+    layout.add(
+        timeseries(
+            "Connection failure rate by reason",
+            "Connection failures per minute by failure reason, over the selected customers. "
+            "Connection failures are not broken down by delivery group, so the delivery group "
+            "filter does not apply.",
+            "cpm",
+            Q(
+                f"sum by (failure_reason) (rate({failures}[$__rate_interval])) * 60",
+                "{{failure_reason}}",
+            ),
+            stack=True,
+            fill=30,
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Connection failure rate by customer",
+            "Connection failures per minute per customer (all reasons). The "
+            "CitrixConnectionFailureSpike alert compares this with the customer's daily "
+            "average.",
+            "cpm",
+            Q(
+                f"sum by (customer_id) (rate({failures}[$__rate_interval])) * 60",
+                "{{customer_id}}",
+            ),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Logon duration p50 / p95",
+            "Median and 95th percentile logon duration over the selected customers and "
+            "delivery groups, from the citrix_logon_duration_seconds histogram (buckets from "
+            "5 s to 300 s).",
+            "s",
+            Q(logon_quantile(0.5), "p50"),
+            Q(logon_quantile(0.95), "p95"),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Logon duration p95 per delivery group",
+            "95th percentile logon duration per customer and delivery group.",
+            "s",
+            Q(logon_quantile(0.95, by=f"{GROUP_BY}, le"), GROUP_LEGEND),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        heatmap(
+            "Logon duration distribution",
+            "Logons per minute by logon duration bucket (citrix_logon_duration_seconds).",
+            "cpm",
+            Q(
+                "sum by (le) (rate("
+                f"{DAAS('citrix_logon_duration_seconds_bucket')}[$__rate_interval])) * 60",
+                "{{le}}",
+            ),
+            y_unit="s",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Logons per minute",
+            "Sessions that logged on per minute (citrix_logon_duration_seconds_count), per "
+            "customer and delivery group.",
+            "cpm",
+            Q(
+                f"sum by ({GROUP_BY}) (rate("
+                f"{DAAS('citrix_logon_duration_seconds_count')}[$__rate_interval])) * 60",
+                GROUP_LEGEND,
+            ),
+        ),
+        12,
+        8,
+    )
+
+    return dashboard(
+        uid="citrix-daas-sessions-machines",
+        title="Citrix DaaS sessions and machines",
+        description="Sessions, machines, connection failures and logon durations per Citrix "
+        "DaaS customer and delivery group (Monitor Service), from citrix-cloud-exporter.",
+        variables=[
+            JOB_VARIABLE,
+            INSTANCE_VARIABLE,
+            query_variable(
+                "customer_id",
+                "Customer",
+                'label_values(citrix_machines{job=~"$job", instance=~"$instance"}, customer_id)',
+                "Citrix Cloud customer id",
+            ),
+            query_variable(
+                "delivery_group",
+                "Delivery group",
+                'label_values(citrix_machines{job=~"$job", instance=~"$instance", '
+                'customer_id=~"$customer_id"}, delivery_group)',
+                "Delivery group name",
+            ),
+        ],
+        layout=layout,
+        time_from="now-6h",
+    )
+
+
+# -- Exporter health ---------------------------------------------------------------------------
+
+HEALTH = Scope("job", "instance", "customer_id", "collector")
+TARGET = Scope("job", "instance")
+NO_COLLECTOR = ("collector",)
+COLLECTOR_BY = "customer_id, collector"
+COLLECTOR_LEGEND = "{{customer_id}} {{collector}}"
+STALE_STEPS = thresholds("green", (1800, "orange"), (3600, "red"))
+
+
+def per_customer(metric: str, *extra: str) -> str:
+    return HEALTH(metric, *extra, without=NO_COLLECTOR)
+
+
+def rate_or_zero(metric: str, *extra: str, fallback: str, by: str = "customer_id") -> str:
+    """The rate of a counter whose series may not exist yet (no failure so far), or 0 for every
+    customer that `fallback` (another counter) has, so the panel shows 0 rather than no data."""
+    return (
+        f"sum by ({by}) (rate({per_customer(metric, *extra)}[$__rate_interval]))"
+        f" or sum by ({by}) (rate({per_customer(fallback)}[$__rate_interval])) * 0"
+    )
+
+
+def exporter_health() -> Json:
+    layout = Layout()
+    layout.row("Status")
+    layout.add(
+        stat(
+            "Exporter targets",
+            "Whether Prometheus can scrape each exporter replica (up).",
+            "none",
+            Q(TARGET("up"), "{{instance}}"),
+            mappings=UP_DOWN,
+            steps=thresholds("red", (1, "green")),
+            color_mode="background",
+        ),
+        6,
+        4,
+    )
+    layout.add(
+        stat(
+            "Collectors down",
+            "Customer/collector pairs whose last poll failed (citrix_up == 0).",
+            "none",
+            Q(f"count({HEALTH('citrix_up')} == 0) or vector(0)", "down"),
+            steps=thresholds("green", (1, "red")),
+            color_mode="background",
+            text_mode="value",
+        ),
+        6,
+        4,
+    )
+    layout.add(
+        stat(
+            "Oldest successful poll",
+            "Age of the least recent successful poll over the selected customers and "
+            "collectors. CitrixDataStale fires after an hour.",
+            "s",
+            Q(f"max(time() - {HEALTH('citrix_last_success_timestamp_seconds')})", "age"),
+            steps=STALE_STEPS,
+            text_mode="value",
+        ),
+        6,
+        4,
+    )
+    layout.add(
+        stat(
+            "Exporter version",
+            "Version of each running exporter (citrix_exporter_build_info).",
+            "none",
+            Q(f"count by (version) ({TARGET('citrix_exporter_build_info')})", "{{version}}"),
+            text_mode="name",
+            steps=thresholds("blue"),
+        ),
+        6,
+        4,
+    )
+
+    layout.row("Collectors")
+    layout.add(
+        state_timeline(
+            "Collector status",
+            "citrix_up per customer and collector: UP when the last poll succeeded. A "
+            "collector the customer is not entitled to (HTTP 404) stays DOWN; disable it in "
+            "the config.",
+            "none",
+            Q(f"max by ({COLLECTOR_BY}) ({HEALTH('citrix_up')})", COLLECTOR_LEGEND),
+            mappings=UP_DOWN,
+        ),
+        24,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Time since last successful poll",
+            "time() - citrix_last_success_timestamp_seconds per customer and collector. A "
+            "healthy collector stays below its poll interval; the red line is the one-hour "
+            "CitrixDataStale threshold.",
+            "s",
+            Q(
+                f"time() - max by ({COLLECTOR_BY}) "
+                f"({HEALTH('citrix_last_success_timestamp_seconds')})",
+                COLLECTOR_LEGEND,
+            ),
+            steps=thresholds("green", (3600, "red")),
+            threshold_style="line",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Poll duration",
+            "Wall time of each collector's last poll (citrix_collector_duration_seconds), "
+            "including upstream retries and backoff.",
+            "s",
+            Q(
+                f"max by ({COLLECTOR_BY}) ({HEALTH('citrix_collector_duration_seconds')})",
+                COLLECTOR_LEGEND,
+            ),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        table(
+            "Collectors now",
+            "Every customer and collector, failing ones first: last poll result, time since "
+            "the last success and the last poll's duration.",
+            "short",
+            {"customer_id": "Customer", "collector": "Collector"},
+            [
+                Column(
+                    "Up",
+                    f"max by ({COLLECTOR_BY}) ({HEALTH('citrix_up')})",
+                    unit="none",
+                    steps=thresholds("red", (1, "green")),
+                    cell="color-background",
+                ),
+                Column(
+                    "Since last success",
+                    f"time() - max by ({COLLECTOR_BY}) "
+                    f"({HEALTH('citrix_last_success_timestamp_seconds')})",
+                    unit="s",
+                    steps=STALE_STEPS,
+                    cell="color-text",
+                ),
+                Column(
+                    "Poll duration",
+                    f"max by ({COLLECTOR_BY}) ({HEALTH('citrix_collector_duration_seconds')})",
+                    unit="s",
+                ),
+            ],
+            sort_by="Up",
+        ),
+        24,
+        8,
+    )
+
+    layout.row("Upstream API")
+    layout.add(
+        timeseries(
+            "Upstream requests by endpoint and code",
+            "Requests to Citrix Cloud per second by logical endpoint and HTTP status "
+            "(citrix_api_requests_total); 429 (throttled) is orange, 5xx red, network errors "
+            "purple.",
+            "reqps",
+            Q(
+                "sum by (endpoint, code) (rate("
+                f"{per_customer('citrix_api_requests_total')}[$__rate_interval]))",
+                "{{endpoint}} {{code}}",
+            ),
+            overrides=CODE_COLOURS,
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Throttled and failed requests by customer",
+            "Per customer: requests answered 429 (throttled) and requests that failed with a "
+            "5xx or a network error, per second; 0 when there were none.",
+            "reqps",
+            Q(
+                rate_or_zero(
+                    "citrix_api_requests_total",
+                    'code="429"',
+                    fallback="citrix_api_requests_total",
+                ),
+                "{{customer_id}} 429",
+            ),
+            Q(
+                rate_or_zero(
+                    "citrix_api_requests_total",
+                    'code=~"5..|error"',
+                    fallback="citrix_api_requests_total",
+                ),
+                "{{customer_id}} 5xx/error",
+            ),
+            overrides=CODE_COLOURS,
+        ),
+        12,
+        8,
+    )
+
+    layout.row("Authentication")
+    layout.add(
+        timeseries(
+            "Token requests and failures",
+            "Bearer token requests per second per customer, and those that failed "
+            "(citrix_token_requests_total, citrix_token_request_failures_total). A token "
+            "normally lasts an hour, so requests are rare.",
+            "reqps",
+            Q(
+                f"sum by (customer_id) (rate({per_customer('citrix_token_requests_total')}"
+                "[$__rate_interval]))",
+                "{{customer_id}} requests",
+            ),
+            Q(
+                rate_or_zero(
+                    "citrix_token_request_failures_total",
+                    fallback="citrix_token_requests_total",
+                ),
+                "{{customer_id}} failures",
+            ),
+            overrides=[by_regexp("/ failures$/", color=fixed_color("red"))],
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Token time to expiry",
+            "Time until the bearer token in hand expires (citrix_token_expiry_timestamp_seconds"
+            " - time()). The exporter renews it 5 minutes before expiry; a line that drops "
+            "below 0 means renewals are failing.",
+            "s",
+            Q(
+                "max by (customer_id) "
+                f"({per_customer('citrix_token_expiry_timestamp_seconds')}) - time()",
+                "{{customer_id}}",
+            ),
+            steps=thresholds("red", (300, "green")),
+            threshold_style="line",
+            min_zero=False,
+        ),
+        12,
+        8,
+    )
+
+    layout.row("Exporter")
+    layout.add(
+        timeseries(
+            "Upstream data issues",
+            "Odd upstream values skipped or mapped to unknown, per second, by customer, "
+            "collector and kind (citrix_upstream_data_issues_total); 0 when there were none.",
+            "ops",
+            Q(
+                f"sum by ({COLLECTOR_BY}, issue) (rate("
+                f"{HEALTH('citrix_upstream_data_issues_total')}[$__rate_interval]))"
+                f" or max by ({COLLECTOR_BY}) ({HEALTH('citrix_up')}) * 0",
+                "{{customer_id}} {{collector}} {{issue}}",
+            ),
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Scrape duration",
+            "How long Prometheus takes to scrape each exporter replica. /metrics only renders "
+            "the last snapshot, so this stays small however slow Citrix Cloud is.",
+            "s",
+            Q(TARGET("scrape_duration_seconds"), "{{instance}}"),
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Exporter memory and CPU",
+            "Resident memory of each exporter process (process_resident_memory_bytes); CPU "
+            "usage is on the right axis.",
+            "bytes",
+            Q(TARGET("process_resident_memory_bytes"), "{{instance}} memory"),
+            Q(
+                f"rate({TARGET('process_cpu_seconds_total')}[$__rate_interval])",
+                "{{instance}} CPU",
+            ),
+            overrides=[
+                by_regexp(
+                    "/ CPU$/",
+                    unit="percentunit",
+                    **{"custom.axisPlacement": "right"},
+                )
+            ],
+        ),
+        8,
+        8,
+    )
+
+    return dashboard(
+        uid="citrix-exporter-health",
+        title="Citrix Cloud exporter health",
+        description="Is citrix-cloud-exporter polling Citrix Cloud successfully: collector "
+        "status, data age, poll duration, upstream requests and throttling, tokens.",
+        variables=[
+            JOB_VARIABLE,
+            INSTANCE_VARIABLE,
+            query_variable(
+                "customer_id",
+                "Customer",
+                'label_values(citrix_up{job=~"$job", instance=~"$instance"}, customer_id)',
+                "Citrix Cloud customer id",
+            ),
+            query_variable(
+                "collector",
+                "Collector",
+                'label_values(citrix_up{job=~"$job", instance=~"$instance", '
+                'customer_id=~"$customer_id"}, collector)',
+                "Collector (licensing, monitor, ...)",
+            ),
+        ],
+        layout=layout,
+        time_from="now-6h",
+        refresh="30s",
+    )
+
+
+# -- output ------------------------------------------------------------------------------------
+
+DASHBOARDS = {
+    "citrix-cloud-licensing.json": licensing,
+    "citrix-daas-sessions-machines.json": daas,
+    "citrix-exporter-health.json": exporter_health,
+}
+
+
+def render(board: Json) -> str:
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+
+
+def build_all() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
+    return {name: render(build()) for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report out-of-date files")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output directory")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build_all().items():
+        path = args.out / name
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    verb = "out of date" if args.check else "written"
+    for path in stale:
+        print(f"{verb}: {path}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
