@@ -25,10 +25,10 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from ..config import MonitorCollectorConfig
 from ..log import get_logger
-from ..timeutil import parse_timestamp
 from ..upstream.errors import UpstreamError
 from ..upstream.odata import Row, iter_pages
 from .base import Collector, CollectorContext, GaugeSet
+from .fields import Fields
 from .monitor_enums import (
     CONNECTION_STATE,
     DELIVERY_TYPE,
@@ -138,6 +138,7 @@ class MonitorCollector(Collector):
         config = ctx.customer.collectors.monitor
         assert isinstance(config, MonitorCollectorConfig)
         self.config = config
+        self.fields = Fields(ctx.issues)
         self._limiter = asyncio.Semaphore(config.concurrency)
         self._base = f"{ctx.api.base_url}/monitorodata"
         self._groups: dict[str, DesktopGroup] = {}
@@ -341,7 +342,9 @@ class MonitorCollector(Collector):
         new: Counter[str] = Counter()
         async for rows in self._pages("ConnectionFailureLogs", params):
             for row in rows:
-                when = self._row_time(row, "FailureDate", "ConnectionFailureLogs.FailureDate")
+                when = self.fields.timestamp(
+                    row, "FailureDate", "ConnectionFailureLogs.FailureDate"
+                )
                 key = row.get("Id")
                 if when is None or key is None:
                     continue
@@ -376,7 +379,7 @@ class MonitorCollector(Collector):
         }
         async for rows in self._pages("Sessions", params):
             for row in rows:
-                when = self._row_time(row, "StartDate", "Sessions.StartDate")
+                when = self.fields.timestamp(row, "StartDate", "Sessions.StartDate")
                 key = row.get("SessionKey")
                 duration = row.get("LogOnDuration")
                 if when is None or key is None or not self._logon_marks.is_new(str(key), when):
@@ -420,14 +423,6 @@ class MonitorCollector(Collector):
             return table[value]
         self.ctx.issues.report("unknown_enum", field, repr(value))
         return "unknown"
-
-    def _row_time(self, row: Row, field: str, path: str) -> float | None:
-        value = row.get(field)
-        try:
-            return parse_timestamp(str(value)).timestamp()
-        except ValueError:
-            self.ctx.issues.report("bad_timestamp", path, repr(value))
-            return None
 
 
 class _Histogram:
