@@ -321,10 +321,13 @@ class MonitorCollector(Collector):
         gauges = GaugeSet(
             ["customer_id", "delivery_group", "delivery_type", "session_support"], HELP_SUFFIX
         )
-        for group in sorted(self._groups.values(), key=lambda g: g.name):
+        live = set(self._live)
+        groups = [g for g in self._groups.values() if g.name in live]
+        for group in sorted(groups, key=lambda g: g.name):
             gauges.add(
                 "citrix_delivery_group_info",
-                "Always 1 for each active delivery group; labels describe it.",
+                "Always 1 for each active delivery group with machines or sessions; labels "
+                "describe it.",
                 [self.ctx.customer_id, group.name, group.delivery_type, group.session_support],
                 1,
             )
