@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
+import sysconfig
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,3 +79,29 @@ def require_binary(name: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_tool(name: str, package: str) -> str:
+    """A tool from a pip package (next to this interpreter first), else skip or fail in CI."""
+    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} not installed (pip install {package})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_module(name: str, package: str) -> Any:
+    """Import a test-only package, else skip locally or fail in CI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"{name} not installed (pip install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 
+from tests.e2e import free_port, http_ok, wait_until
 from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET
 
 EXPORTER = [sys.executable, "-m", "exporter"]
@@ -41,12 +41,6 @@ def write_config(tmp_path: Path, base_url: str, secret_line: str) -> Path:
 """
     )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_version_and_help():
@@ -114,16 +108,7 @@ async def test_serves_and_shuts_down_cleanly_on_sigterm(tmp_path, base_url):
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("exporter never became ready")
+            await wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 10)
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert "citrix_licenses_available" in await resp.text()
         proc.send_signal(signal.SIGTERM)

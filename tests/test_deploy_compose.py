@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.helpers import require_binary
+from tests.helpers import require_binary, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_DIR = REPO / "deploy" / "compose"
@@ -32,21 +30,6 @@ RULES_FILE = REPO / "deploy" / "prometheus" / "citrix-cloud-exporter.rules.yml"
 ALERTMANAGER_CONFIG = COMPOSE_DIR / "alertmanager.yml"
 VARIANT_START = "# --- real credentials"
 VARIANT_END = "# --- end of the real-credentials variant"
-
-
-def require_tool(name: str, package: str) -> str:
-    """A tool from a pip package (next to this interpreter first), else skip or fail in CI."""
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not installed (pip install {package})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def compose() -> dict[str, Any]:

@@ -10,25 +10,22 @@ and its HEALTHCHECK command probes a running exporter. A broken COPY or install 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import sysconfig
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from exporter import __version__
+from tests.e2e import free_port
+from tests.helpers import require_module, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -36,32 +33,6 @@ DOCKERIGNORE = REPO / ".dockerignore"
 CONFIG_IN_IMAGE = "/etc/citrix-cloud-exporter/config.yml"
 # Absolute paths below these stay host paths in RUN lines (the shell, the interpreter).
 HOST_DIRS = frozenset({"bin", "dev", "lib", "lib64", "proc", "sbin", "sys", "tmp", "usr"})
-
-
-def require_tool(name: str, package: str) -> str:
-    """A tool from a pip package (next to this interpreter first), else skip or fail in CI."""
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not installed (pip install {package})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_module(name: str, package: str) -> Any:
-    """Import a test-only package, else skip locally or fail in CI."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        message = f"{name} not installed (pip install {package})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def parse_dockerfile() -> list[dict[str, Any]]:
@@ -335,12 +306,6 @@ class Replay:
             timeout=300,
         )
         assert result.returncode == 0, f"RUN {value}\n{result.stdout}\n{result.stderr}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

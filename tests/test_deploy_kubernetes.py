@@ -14,10 +14,8 @@ import importlib
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import require_binary
+from tests.helpers import require_binary, require_module, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "kubernetes"
@@ -38,32 +36,6 @@ RENDERS = {"default": K8S, "base": K8S / "base", "sharded": K8S / "overlays" / "
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # Validate against an older still-common release and the newest the validator knows.
 K8S_VERSIONS = ("1.30.0", None)
-
-
-def require_tool(name: str, package: str) -> str:
-    """A tool from a pip package (next to this interpreter first), else skip or fail in CI."""
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not installed (pip install {package})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_module(name: str, package: str) -> Any:
-    """Import a test-only package, else skip locally or fail in CI."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        message = f"{name} not installed (pip install {package})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def generator() -> ModuleType:

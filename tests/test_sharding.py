@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from exporter.sharding import (
     resolve_shard,
     shard_of,
 )
+from tests.e2e import free_port, http_ok, wait_until
 from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET
 
 EXPORTER = [sys.executable, "-m", "exporter"]
@@ -213,12 +213,6 @@ async def test_demo_once_with_shard() -> None:
     assert 'customer_id="acme-demo"' not in out and 'customer_id="initech-demo"' not in out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_empty_shard_is_valid_and_serves_its_own_metrics(tmp_path: Path) -> None:
     customer = IDS[0]
     empty = next(i for i in range(3) if shard_of(customer, 3) != i)
@@ -239,16 +233,7 @@ async def test_empty_shard_is_valid_and_serves_its_own_metrics(tmp_path: Path) -
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("an empty shard never became ready")
+            await wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 10)
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 text = await resp.text()
         assert "citrix_exporter_build_info" in text and "citrix_up{" not in text
