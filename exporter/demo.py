@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .config import Config
 from .simulator.app import create_app
+from .simulator.observed_data import ObservedData
 from .simulator.scenarios import demo_state
 from .simulator.state import SimulatorState
 
@@ -22,6 +23,14 @@ async def start_simulator(state: SimulatorState | None = None) -> tuple[web.AppR
     return runner, f"http://127.0.0.1:{port}"
 
 
+def observed_collectors(base_url: str) -> dict[str, dict[str, object]]:
+    """The collectors of observed APIs, pointed at the simulator instead of their hosts."""
+    return {
+        name: {"enabled": True, "url": base_url}
+        for name in ("products", "concurrent", "license_servers", "partner")
+    }
+
+
 def demo_config(base_url: str, state: SimulatorState, listen_address: str | None) -> Config:
     """Every simulated customer, polled every 15 s so the demo looks alive quickly."""
     web_config = {"listen_address": listen_address} if listen_address else {}
@@ -35,6 +44,9 @@ def demo_config(base_url: str, state: SimulatorState, listen_address: str | None
                     "client_id": customer.client_id,
                     "client_secret": customer.client_secret,
                     "api_url": base_url,
+                    "collectors": (
+                        observed_collectors(base_url) if customer.observed != ObservedData() else {}
+                    ),
                 }
                 for customer in state.customers.values()
             ],

@@ -18,8 +18,12 @@ from prometheus_client import (
 )
 
 from .collector.base import Collector, CollectorContext
+from .collector.concurrent import ConcurrentCollector
+from .collector.license_servers import LicenseServersCollector
 from .collector.licensing import LicensingCollector
 from .collector.monitor import MonitorCollector
+from .collector.partner import PartnerCollector
+from .collector.products import ProductsCollector
 from .config import Config, CustomerConfig
 from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
@@ -36,6 +40,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 COLLECTORS: dict[str, type[Collector]] = {
     LicensingCollector.name: LicensingCollector,
     MonitorCollector.name: MonitorCollector,
+    # Observed (undocumented) APIs, disabled by default: docs/observed-apis.md.
+    PartnerCollector.name: PartnerCollector,
+    ProductsCollector.name: ProductsCollector,
+    ConcurrentCollector.name: ConcurrentCollector,
+    LicenseServersCollector.name: LicenseServersCollector,
 }
 
 

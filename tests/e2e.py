@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests: real processes (exporter, Prometheus) on loopback ports."""
+"""Helpers for end-to-end tests: real processes (exporter, Prometheus, Alertmanager) on loopback
+ports."""
 
 from __future__ import annotations
 
@@ -50,18 +51,43 @@ class Process:
             return await self.proc.wait()
 
 
+def exporter_command(port: int, *args: str) -> list[str]:
+    """The exporter CLI listening on 127.0.0.1:`port`, with more arguments."""
+    return [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
+
+
 async def exporter_process(workdir: Path, *args: str) -> tuple[Process, str]:
-    """Start the exporter CLI; returns it and its base URL once /readyz says ready."""
+    """Start the exporter CLI; returns it and its base URL once /readyz says ready (stopping it
+    again if it never gets ready)."""
     port = free_port()
-    proc = Process(
-        "exporter",
-        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-        workdir,
-    )
+    proc = Process("exporter", exporter_command(port, *args), workdir)
     await proc.start()
     url = f"http://127.0.0.1:{port}"
-    await wait_until(lambda: http_ok(f"{url}/readyz"), 30, proc)
+    try:
+        await wait_until(lambda: http_ok(f"{url}/readyz"), 30, proc)
+    except BaseException:
+        await proc.stop()
+        raise
     return proc, url
+
+
+async def get_json(url: str, **params: str) -> Any:
+    """GET `url` and decode its JSON body (whatever the status)."""
+    async with aiohttp.ClientSession() as session, session.get(url, params=params) as resp:
+        return await resp.json()
+
+
+async def stop_all(*procs: Process | Prometheus | Alertmanager | None) -> None:
+    """Stop each process (by pid, SIGTERM then SIGKILL), even when stopping another fails."""
+    errors = []
+    for proc in procs:
+        try:
+            if proc is not None:
+                await proc.stop()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 async def http_ok(url: str) -> bool:
@@ -127,6 +153,57 @@ class Prometheus:
         assert body["status"] == "success", body
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
+
+    async def api(self, path: str, **params: str) -> Any:
+        """`data` of a successful GET /api/v1/`path`."""
+        body = await get_json(f"{self.url}/api/v1/{path}", **params)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts, pending and firing (GET /api/v1/alerts)."""
+        alerts: list[dict[str, Any]] = (await self.api("alerts"))["alerts"]
+        return alerts
+
+    async def rules(self) -> list[dict[str, Any]]:
+        """Every loaded rule, with its health and last error (GET /api/v1/rules)."""
+        groups = (await self.api("rules"))["groups"]
+        return [rule for group in groups for rule in group["rules"]]
+
+    async def stop(self) -> None:
+        await self.process.stop()
+
+
+class Alertmanager:
+    """A real Alertmanager (Debian package) with a given config, on a free loopback port, as a
+    single instance (`--cluster.listen-address=` turns gossip off)."""
+
+    def __init__(self, binary: str, workdir: Path, config: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_path = workdir / "alertmanager.yml"
+        config_path.write_text(config)
+        self.process = Process(
+            "alertmanager",
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.path={workdir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            workdir,
+        )
+
+    async def start(self) -> Alertmanager:
+        await self.process.start()
+        await wait_until(lambda: http_ok(f"{self.url}/-/ready"), 30, self.process)
+        return self
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager holds (GET /api/v2/alerts)."""
+        alerts: list[dict[str, Any]] = await get_json(f"{self.url}/api/v2/alerts")
+        return alerts
 
     async def stop(self) -> None:
         await self.process.stop()

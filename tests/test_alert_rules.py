@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO / "deploy" / "prometheus"
 RULES = RULES_DIR / "citrix-cloud-exporter.rules.yml"
 UNIT_TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
-RUNBOOK = RULES_DIR / "RUNBOOK.md"
+RUNBOOK = RULES_DIR.parent.parent / "README.md"
 RUNBOOK_BASE = "https://github.com/citrix-cloud-exporter/citrix-cloud-exporter/blob/main/README.md"
 SEVERITIES = {"critical", "warning", "info"}
 # The alerts the rules must define (the list); a rule added or dropped fails the test.
@@ -34,6 +34,9 @@ EXPECTED_ALERTS = {
     "CitrixUpstreamThrottled": {"info"},
     "CitrixMachinesUnregistered": {"warning"},
     "CitrixConnectionFailureSpike": {"warning"},
+    "CitrixLicenseServerNotPhoningHome": {"warning"},
+    "CitrixLicenseServerLicensesExpiring": {"warning"},
+    "CitrixPartnerCustomerOverage": {"warning"},
 }
 
 
@@ -99,7 +102,7 @@ def test_every_alert_has_severity_annotations_and_runbook():
             assert "$labels.product" in annotations["description"], name
         anchor = f"runbook-{name.lower()}"
         assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{anchor}", name
-        assert anchor in headings, f"RUNBOOK.md has no section for {name}"
+        assert anchor in headings, f"README.md has no runbook section for {name}"
 
 
 def test_runbook_internal_links_resolve():

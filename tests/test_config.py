@@ -12,11 +12,11 @@ from pydantic import ValidationError
 
 from exporter.config import (
     REGION_BASE_URLS,
-    CollectorConfig,
     CollectorsConfig,
     Config,
     ConfigError,
     CustomerConfig,
+    PartnerCollectorConfig,
     PollConfig,
     RetryConfig,
     WebConfig,
@@ -298,7 +298,7 @@ def test_models_are_frozen() -> None:
 def test_models_can_be_built_directly() -> None:
     cust = CustomerConfig(customer_id="a", client_id="b", client_secret="c", region="jp")  # type: ignore[arg-type]
     assert cust.base_url == "https://api.citrixcloud.jp"
-    assert CollectorsConfig().partner == CollectorConfig(enabled=False)
+    assert CollectorsConfig().partner == PartnerCollectorConfig(enabled=False)
     assert PollConfig(interval="5m").interval == 300.0  # type: ignore[arg-type]
 
 

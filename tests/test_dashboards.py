@@ -1,10 +1,11 @@
 """Grafana dashboards: generated JSON is up to date, follows grafana/dashboard-linter's conventions,
-uses only metrics of the exporter's contract, and every panel query runs against a real
-Prometheus scraping `citrix-cloud-exporter --demo`."""
+uses only metrics of the exporter's contract, and every panel query returns data from a real
+Prometheus scraping the exporter polling the demo's customers (`--demo`'s simulator state)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -16,8 +17,11 @@ import aiohttp
 import pytest
 import yaml
 
+from exporter.simulator.scenarios import DEMO_CUSTOMER_IDS, demo_state
+from exporter.simulator.state import SimulatorState
 from tests.e2e import Prometheus, exporter_process
 from tests.helpers import require_binary
+from tests.scenarios import trickle, write_demo_config
 from tools.dashboards import build_all
 from tools.grafana import PROVISIONED_DATASOURCE_UID
 
@@ -33,9 +37,7 @@ EXPECTED_UIDS = {
 }
 ALL_DASHBOARDS = frozenset(EXPECTED_UIDS.values())
 
-# Dashboards whose every query must return at least one series against the demo. The demo has no
-# Monitor (DaaS) data yet, so the DaaS dashboard's queries only have to be valid. Once the monitor
-# collector is in the demo, make this `ALL_DASHBOARDS`.
+# Dashboards whose every query must return at least one series against the demo's data.
 REQUIRE_SERIES: frozenset[str] = ALL_DASHBOARDS
 
 # Filter variables each dashboard must have (besides `datasource`), in this order.
@@ -48,6 +50,8 @@ EXPECTED_VARIABLES = {
 _LICENSE = {"customer_id", "product", "edition"}
 _GROUP = {"customer_id", "delivery_group"}
 _COLLECTOR = {"customer_id", "collector"}
+_SERVER = {"customer_id", "fqdn"}
+_TENANT = {"customer_id", "tenant_id", "tenant_name"}
 # The metric names and labels (besides job and instance) the exporter promises: the contract the
 # dashboards and alert rules are written against. test_alert_rules.py uses it too.
 METRICS: dict[str, set[str]] = {
@@ -76,6 +80,32 @@ METRICS: dict[str, set[str]] = {
     "citrix_logon_duration_seconds_bucket": _GROUP | {"le"},
     "citrix_logon_duration_seconds_sum": _GROUP,
     "citrix_logon_duration_seconds_count": _GROUP,
+    # Observed (undocumented) licensing APIs: concurrent model, License Servers, partner. Names
+    # and labels as the exporter exposes them under --demo.
+    "citrix_licenses_concurrent_available": {"customer_id"},
+    "citrix_licenses_concurrent_assigned": {"customer_id"},
+    "citrix_licenses_concurrent_peak": {"customer_id", "window"},
+    "citrix_licenses_concurrent_peak_timestamp_seconds": {"customer_id", "window"},
+    "citrix_licenses_concurrent_report_timestamp_seconds": {"customer_id"},
+    "citrix_license_server_phoning_home": _SERVER,
+    "citrix_license_server_last_phone_home_timestamp_seconds": _SERVER,
+    "citrix_license_server_license_expiry_timestamp_seconds": _SERVER,
+    "citrix_license_server_compliant": _SERVER,
+    "citrix_license_server_ccu": _SERVER,
+    "citrix_license_server_expired": _SERVER,
+    "citrix_license_server_users": _SERVER | {"feature", "kind"},
+    "citrix_partner_customers": {"customer_id"},
+    "citrix_partner_daas_customers": {"customer_id"},
+    "citrix_partner_daas_licenses": {"customer_id"},
+    "citrix_partner_daas_users": {"customer_id"},
+    "citrix_partner_daas_overage": {"customer_id"},
+    "citrix_partner_onprem_customers": {"customer_id"},
+    "citrix_partner_onprem_license_servers": {"customer_id"},
+    "citrix_partner_onprem_users": {"customer_id", "kind"},
+    "citrix_partner_tenant_daas_licenses": _TENANT,
+    "citrix_partner_tenant_daas_users": _TENANT,
+    "citrix_partner_tenant_daas_overage": _TENANT,
+    "citrix_partner_tenant_onprem_users": _TENANT | {"kind"},
     "citrix_up": _COLLECTOR,
     "citrix_last_success_timestamp_seconds": _COLLECTOR,
     "citrix_collector_duration_seconds": _COLLECTOR,
@@ -351,7 +381,7 @@ def test_provisioning_files_parse():
 # -- against a real Prometheus --------------------------------------------------------------------
 
 JOB = "citrix-cloud"
-DEMO_CUSTOMERS = ["acme-demo", "globex-demo", "initech-demo"]
+DEMO_CUSTOMERS = list(DEMO_CUSTOMER_IDS)
 # What Grafana substitutes: a multi-select is sent as a regex of the chosen values; All is `.+`.
 # $__rate_interval is normally max(4 x scrape interval, $__interval); Prometheus scrapes every
 # second here, so 15 s gives enough samples within seconds of start.
@@ -390,10 +420,23 @@ async def api(prometheus: Prometheus, path: str, **params: Any) -> dict[str, Any
     return body
 
 
-async def test_every_panel_query_runs_against_prometheus(tmp_path):
+@pytest.fixture
+def sim_state() -> SimulatorState:
+    """What `--demo` serves (three customers with living Monitor tenants), here served by the
+    `sim_server` fixture in the test's loop so that the test can add activity to it."""
+    return demo_state()
+
+
+async def test_every_panel_query_runs_against_prometheus(tmp_path, sim_state, base_url):
+    """The exporter process runs `--demo`'s config, but polling every 2 s instead of 15 s.
+    The logon histogram only has sessions that started after the exporter did, and the demo's
+    own sessions and failures arrive at random, so the test adds a logon and a failure to each
+    tenant every second: every DaaS panel then has data within seconds, not minutes."""
     prometheus_bin = require_binary("prometheus")
     boards = list(load_dashboards().values())
-    exporter, url = await exporter_process(tmp_path, "--demo")
+    config = write_demo_config(tmp_path / "exporter.yml", base_url, sim_state)
+    exporter, url = await exporter_process(tmp_path, "--config.file", str(config))
+    activity = asyncio.create_task(trickle(sim_state, every=1.0))
     prometheus = Prometheus(
         prometheus_bin,
         tmp_path,
@@ -411,8 +454,11 @@ scrape_configs:
         await _check_variables(prometheus, boards)
         await _check_metadata(prometheus, boards)
     finally:
+        activity.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await activity
         await prometheus.stop()
-        await exporter.stop()
+        assert await exporter.stop() == 0
 
 
 async def _check_targets(prometheus: Prometheus, all_targets: list[Target]) -> None:

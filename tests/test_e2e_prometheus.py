@@ -29,7 +29,9 @@ scrape_configs:
         await prometheus.start()
 
         async def available() -> list:
-            return await prometheus.query('citrix_licenses_available{customer_id="acme-demo"}')
+            return await prometheus.query(
+                'citrix_licenses_available{customer_id="acme-demo",product="XenDesktop"}'
+            )
 
         result = await wait_until(available, 60, prometheus.process)
         assert float(result[0]["value"][1]) == 500

@@ -345,11 +345,16 @@ def licensing() -> Json:
         7,
     )
 
+    concurrent_rows(layout)
+    license_server_rows(layout)
+    partner_rows(layout)
+
     return dashboard(
         uid="citrix-cloud-licensing",
         title="Citrix Cloud licensing",
         description="License usage, overage, expiry and monthly figures per Citrix Cloud "
-        "customer and product, from citrix-cloud-exporter.",
+        "customer and product, the concurrent license model, registered License Servers and "
+        "a partner's customers, from citrix-cloud-exporter.",
         variables=[
             JOB_VARIABLE,
             INSTANCE_VARIABLE,
@@ -370,6 +375,264 @@ def licensing() -> Json:
         ],
         layout=layout,
         time_from="now-7d",
+    )
+
+
+# The rows below show the collectors of observed (undocumented) APIs: concurrent,
+# license_servers and partner, disabled by default (docs/observed-apis.md). Their metrics have
+# no `product` label.
+OBSERVED_NOTE = " Empty unless the {} collector is enabled (an observed, undocumented API)."
+NO_PRODUCT = ("product",)
+SERVER_BY = "customer_id, fqdn"
+TENANT_BY = "customer_id, tenant_id, tenant_name"
+ZERO_ONE = thresholds("red", (1, "green"))
+
+
+def per(metric: str, by: str, *extra: str) -> str:
+    """max by (`by`) of a metric without a product label (max folds exporter replicas)."""
+    return f"max by ({by}) ({LIC(metric, *extra, without=NO_PRODUCT)})"
+
+
+def concurrent_rows(layout: Layout) -> None:
+    note = OBSERVED_NOTE.format("concurrent")
+    layout.row("Concurrent license model")
+    layout.add(
+        table(
+            "Concurrent licenses and peaks",
+            "The concurrent (CCU) model per customer: licenses available and in use at the last "
+            "report (citrix_licenses_concurrent_available, _assigned), and the highest usage "
+            "in the last 24 hours, this month and ever (citrix_licenses_concurrent_peak)." + note,
+            "short",
+            {"customer_id": "Customer"},
+            [
+                Column("Available", per("citrix_licenses_concurrent_available", "customer_id")),
+                Column("In use", per("citrix_licenses_concurrent_assigned", "customer_id")),
+                Column(
+                    "Peak 24h",
+                    per("citrix_licenses_concurrent_peak", "customer_id", 'window="24h"'),
+                ),
+                Column(
+                    "Peak this month",
+                    per("citrix_licenses_concurrent_peak", "customer_id", 'window="month"'),
+                ),
+                Column(
+                    "All-time peak",
+                    per("citrix_licenses_concurrent_peak", "customer_id", 'window="all_time"'),
+                ),
+                Column(
+                    "All-time peak at",
+                    per(
+                        "citrix_licenses_concurrent_peak_timestamp_seconds",
+                        "customer_id",
+                        'window="all_time"',
+                    )
+                    + " * 1000",
+                    unit="dateTimeAsIso",
+                ),
+            ],
+            sort_by="Customer",
+        ),
+        12,
+        7,
+    )
+    layout.add(
+        timeseries(
+            "Concurrent usage over time",
+            "Concurrent licenses in use (solid) against those available (dashed), and the "
+            "24-hour peak, per customer." + note,
+            "short",
+            Q(per("citrix_licenses_concurrent_assigned", "customer_id"), "{{customer_id}} in use"),
+            Q(
+                per("citrix_licenses_concurrent_available", "customer_id"),
+                "{{customer_id}} available",
+            ),
+            Q(
+                per("citrix_licenses_concurrent_peak", "customer_id", 'window="24h"'),
+                "{{customer_id}} 24h peak",
+            ),
+            overrides=[
+                by_regexp(
+                    "/ available$/",
+                    **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}},
+                    **{"custom.fillOpacity": 0},
+                )
+            ],
+        ),
+        12,
+        7,
+    )
+
+
+def license_server_rows(layout: Layout) -> None:
+    note = OBSERVED_NOTE.format("license_servers")
+    last_phone_home = per("citrix_license_server_last_phone_home_timestamp_seconds", SERVER_BY)
+    expiry = per("citrix_license_server_license_expiry_timestamp_seconds", SERVER_BY)
+    layout.row("License Servers")
+    layout.add(
+        table(
+            "License Servers",
+            "On-premises License Servers registered with Citrix Cloud: whether each phones home "
+            "(sends usage data), hours since it last did (red from 24, the "
+            "CitrixLicenseServerNotPhoningHome alert), days until its licenses expire (the "
+            "CitrixLicenseServerLicensesExpiring alert warns below 30), and its compliance, "
+            "concurrent (CCU) and expired flags (1 = yes)." + note,
+            "short",
+            {"customer_id": "Customer", "fqdn": "License Server"},
+            [
+                Column(
+                    "Phoning home",
+                    per("citrix_license_server_phoning_home", SERVER_BY),
+                    steps=ZERO_ONE,
+                    cell="color-background",
+                ),
+                Column(
+                    "Hours since phone-home",
+                    f"(time() - {last_phone_home}) / 3600",
+                    unit="none",
+                    decimals=1,
+                    steps=thresholds("green", (12, "orange"), (24, "red")),
+                    cell="color-text",
+                ),
+                Column(
+                    "Days to license expiry",
+                    f"({expiry} - time()) / 86400",
+                    unit="none",
+                    decimals=0,
+                    steps=DAYS_STEPS,
+                    cell="color-text",
+                ),
+                Column(
+                    "Compliant",
+                    per("citrix_license_server_compliant", SERVER_BY),
+                    steps=ZERO_ONE,
+                    cell="color-text",
+                ),
+                Column("CCU", per("citrix_license_server_ccu", SERVER_BY)),
+                Column(
+                    "Expired",
+                    per("citrix_license_server_expired", SERVER_BY),
+                    steps=thresholds("green", (1, "red")),
+                    cell="color-text",
+                ),
+            ],
+            sort_by="Phoning home",
+        ),
+        24,
+        7,
+    )
+    layout.add(
+        timeseries(
+            "License Server users by feature",
+            "Users per License Server and feature this month, paid (count - freeUsersCount) "
+            "and free, from the License Usage Insights data (citrix_license_server_users)." + note,
+            "short",
+            Q(
+                per("citrix_license_server_users", SERVER_BY + ", feature, kind"),
+                "{{fqdn}} {{feature}} {{kind}}",
+            ),
+        ),
+        24,
+        8,
+    )
+
+
+def partner_rows(layout: Layout) -> None:
+    note = OBSERVED_NOTE.format("partner")
+    layout.row("Partner customers")
+    for title, metric, description, steps in [
+        (
+            "Customers",
+            "citrix_partner_customers",
+            "Customers of the partner in the per-customer lists (citrix_partner_customers).",
+            thresholds("blue"),
+        ),
+        (
+            "DaaS licenses",
+            "citrix_partner_daas_licenses",
+            "Citrix DaaS licenses across the partner's customers, as the partner summary "
+            "states (citrix_partner_daas_licenses).",
+            thresholds("blue"),
+        ),
+        (
+            "DaaS users",
+            "citrix_partner_daas_users",
+            "Citrix DaaS users across the partner's customers, as the partner summary states "
+            "(citrix_partner_daas_users).",
+            thresholds("blue"),
+        ),
+        (
+            "DaaS overage",
+            "citrix_partner_daas_overage",
+            "Citrix DaaS license overage across the partner's customers, as the partner "
+            "summary states (citrix_partner_daas_overage); red above 0.",
+            thresholds("green", (1, "red")),
+        ),
+    ]:
+        layout.add(
+            stat(
+                title,
+                description + note,
+                "short",
+                Q(per(metric, "customer_id"), "{{customer_id}}"),
+                steps=steps,
+            ),
+            6,
+            4,
+        )
+    layout.add(
+        stat(
+            "On-premises users",
+            "Users of on-premises Citrix Virtual Apps and Desktops across the partner's "
+            "customers, total, paid and free, as the partner summary states "
+            "(citrix_partner_onprem_users), and the License Servers it counts "
+            "(citrix_partner_onprem_license_servers)." + note,
+            "short",
+            Q(per("citrix_partner_onprem_users", "customer_id, kind"), "{{customer_id}} {{kind}}"),
+            Q(
+                per("citrix_partner_onprem_license_servers", "customer_id"),
+                "{{customer_id}} License Servers",
+            ),
+            steps=thresholds("blue"),
+        ),
+        24,
+        4,
+    )
+    layout.add(
+        table(
+            "Partner customers",
+            "Each of the partner's customers (tenant id and account name): Citrix DaaS "
+            "licenses, users and overage (the CitrixPartnerCustomerOverage alert fires above "
+            "0), and on-premises users, total, paid and free. Customers in overage come first."
+            + note,
+            "short",
+            {"customer_id": "Partner", "tenant_id": "Customer id", "tenant_name": "Account"},
+            [
+                Column(
+                    "DaaS overage",
+                    per("citrix_partner_tenant_daas_overage", TENANT_BY),
+                    steps=thresholds("green", (1, "red")),
+                    cell="color-background",
+                ),
+                Column("DaaS licenses", per("citrix_partner_tenant_daas_licenses", TENANT_BY)),
+                Column("DaaS users", per("citrix_partner_tenant_daas_users", TENANT_BY)),
+                Column(
+                    "On-prem users",
+                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="total"'),
+                ),
+                Column(
+                    "On-prem paid",
+                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="paid"'),
+                ),
+                Column(
+                    "On-prem free",
+                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="free"'),
+                ),
+            ],
+            sort_by="DaaS overage",
+            descending=True,
+        ),
+        24,
+        10,
     )
 
 

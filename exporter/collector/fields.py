@@ -38,7 +38,11 @@ class Fields:
             return None
 
     def object(
-        self, data: dict[str, Any], key: str, null_expected: bool = False
+        self,
+        data: dict[str, Any],
+        key: str,
+        null_expected: bool = False,
+        path: str | None = None,
     ) -> dict[str, Any] | None:
         """A nested object, else None (a documented null is not an issue)."""
         value = data.get(key)
@@ -46,7 +50,7 @@ class Fields:
             return value
         if value is None and null_expected:
             return None
-        self.issues.report("null" if value is None else "bad_type", key)
+        self.issues.report("null" if value is None else "bad_type", path or key)
         return None
 
     def timestamp(self, data: dict[str, Any], key: str, path: str | None = None) -> float | None:

@@ -16,6 +16,7 @@ from ..log import get_logger
 from ..timeutil import parse_timestamp
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
+from .current_usage import ASSIGNMENTS, add_current_usage
 from .fields import Fields
 
 log = get_logger("licensing")
@@ -26,7 +27,6 @@ HISTORY_REFRESH_SECONDS = 24 * 3600
 HISTORY_MONTHS = 12
 LABELS = ["customer_id", "product", "edition"]
 HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every licensing interval."
-ASSIGNMENTS = (("user", "userLicenseUsage"), ("device", "deviceLicenseUsage"))
 
 
 def months_back(now: datetime, months: int) -> str:
@@ -65,107 +65,7 @@ class LicensingCollector(Collector):
         labels = [self.ctx.customer_id, product, edition]
         self._labels = labels
         gauges = GaugeSet(LABELS, HELP_SUFFIX)
-
-        available = self.fields.number(data, "totalAvailableLicenseCount")
-        used = self.fields.number(data, "totalUsageCount")
-        remaining = self.fields.number(data, "remainingLicenseCount")
-        if available is not None:
-            gauges.add(
-                "citrix_licenses_available",
-                "Licenses available (totalAvailableLicenseCount).",
-                labels,
-                available,
-            )
-        if used is not None:
-            gauges.add(
-                "citrix_licenses_used",
-                "Licenses in use, the smaller of user and device usage (totalUsageCount).",
-                labels,
-                used,
-            )
-        if remaining is not None:
-            gauges.add(
-                "citrix_licenses_remaining",
-                "Licenses not yet consumed (remainingLicenseCount).",
-                labels,
-                remaining,
-            )
-        if available is not None and used is not None:
-            gauges.add(
-                "citrix_licenses_overage",
-                "Licenses used beyond those available: max(0, used - available).",
-                labels,
-                max(0.0, used - available),
-            )
-        for assignment, key in ASSIGNMENTS:
-            usage = self.fields.object(data, key)
-            if usage is None:
-                continue
-            extra = {"assignment": assignment}
-            count = self.fields.number(usage, "totalUsageCount", f"{key}.totalUsageCount")
-            if count is not None:
-                gauges.add(
-                    "citrix_licenses_usage",
-                    "Licenses in use by assignment kind (user or device).",
-                    labels,
-                    count,
-                    extra,
-                )
-            released = self.fields.number(usage, "releasedCount", f"{key}.releasedCount")
-            if released is not None:
-                gauges.add(
-                    "citrix_licenses_released",
-                    "Licenses released by assignment kind (releasedCount).",
-                    labels,
-                    released,
-                    extra,
-                )
-
-        expiry = self.fields.object(data, "nextExpiredLicenses")
-        if expiry is not None:
-            when = self.fields.timestamp(
-                expiry, "nextExpiredTime", "nextExpiredLicenses.nextExpiredTime"
-            )
-            if when is not None:
-                gauges.add(
-                    "citrix_licenses_next_expiry_timestamp_seconds",
-                    "When the next licenses expire (nextExpiredLicenses.nextExpiredTime).",
-                    labels,
-                    when,
-                )
-            count = self.fields.number(expiry, "totalCount", "nextExpiredLicenses.totalCount")
-            if count is not None:
-                gauges.add(
-                    "citrix_licenses_expiring",
-                    "Licenses that expire at the next expiry time "
-                    "(nextExpiredLicenses.totalCount).",
-                    labels,
-                    count,
-                )
-        activation = self.fields.object(data, "nextActivatingLicense", null_expected=True)
-        if activation is not None:
-            when = self.fields.timestamp(
-                activation, "activatingTime", "nextActivatingLicense.activatingTime"
-            )
-            if when is not None:
-                gauges.add(
-                    "citrix_licenses_next_activation_timestamp_seconds",
-                    "When the next purchased licenses become available "
-                    "(nextActivatingLicense.activatingTime); absent when none is scheduled.",
-                    labels,
-                    when,
-                )
-            count = self.fields.number(
-                activation, "activatingCount", "nextActivatingLicense.activatingCount"
-            )
-            if count is not None:
-                gauges.add(
-                    "citrix_licenses_activating",
-                    "Licenses that become available at the next activation time "
-                    "(nextActivatingLicense.activatingCount); absent when none is scheduled.",
-                    labels,
-                    count,
-                )
+        add_current_usage(gauges, labels, data, self.fields)
         return gauges.families()
 
     # -- monthly history -----------------------------------------------------------------

@@ -7,7 +7,8 @@ state (:func:`seed_state`, :func:`demo_state`, or by hand), then :func:`create_a
 from .app import create_app
 from .monitor import MonitorData, MonitorLife
 from .monitor_tenants import make_demo_tenant, make_tenant, seed_tenant
-from .scenarios import demo_state, seed_state
+from .observed_data import ObservedData
+from .scenarios import demo_state, observed_state, seed_state
 from .state import (
     STATE_KEY,
     Faults,
@@ -26,6 +27,7 @@ __all__ = [
     "LicenseScenario",
     "MonitorData",
     "MonitorLife",
+    "ObservedData",
     "RecordedRequest",
     "SimCustomer",
     "SimulatorState",
@@ -34,6 +36,7 @@ __all__ = [
     "demo_state",
     "make_demo_tenant",
     "make_tenant",
+    "observed_state",
     "seed_state",
     "seed_tenant",
 ]

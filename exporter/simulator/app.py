@@ -1,8 +1,9 @@
 """The simulator's aiohttp application: every Citrix Cloud API under one base URL.
 
 Routing is split by concern (``auth``, ``licensing``, ``monitor_api`` for the Monitor
-OData API, ``admin``), each with its own ``setup_routes``. The cross-cutting behaviour of the
-real gateway lives in one middleware, so each endpoint module only implements its own answers:
+OData API, ``observed`` for the undocumented licensing APIs of other hosts, ``admin``), each
+with its own ``setup_routes``. The cross-cutting behaviour of the real gateway lives in one
+middleware, so each endpoint module only implements its own answers:
 
 * token requests (``/cctrustoauth2/...``): record, revocation, delay, token fault, handler;
 * admin requests (``/_simulator/...``): handler only (not recorded, no faults);
@@ -19,7 +20,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import admin, auth, errors, faults, licensing, monitor_api
+from . import admin, auth, errors, faults, licensing, monitor_api, observed
 from .state import CUSTOMER_KEY, STATE_KEY, RecordedRequest, SimulatorState
 
 __all__ = ["STATE_KEY", "accepts_json", "create_app"]
@@ -141,5 +142,6 @@ def create_app(state: SimulatorState) -> web.Application:
     licensing.setup_routes(app)
     monitor_api.setup_routes(app)
     admin.setup_routes(app)
+    observed.setup_routes(app)  # last: its paths start with a variable {customer_id}
     app.on_response_prepare.append(_add_transaction_id)
     return app

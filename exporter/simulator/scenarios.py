@@ -8,6 +8,11 @@
   living Monitor tenant (3 delivery groups, the third with unregistered machines; sessions
   come and go, failures trickle in as the clock moves).
 
+* :func:`observed_state` adds answers of the observed (undocumented) licensing APIs to the
+  seed customer: a concurrent-model summary, Secure Private Access usage (Endpoint Management
+  answers 404: not entitled), two License Servers of which one stopped phoning home, and a
+  partner with 500 customers.
+
 Bigger Monitor tenants for tests and benchmarks: :func:`monitor_tenants.make_tenant`.
 """
 
@@ -16,6 +21,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from .monitor_tenants import make_demo_tenant, seed_tenant
+from .observed_data import (
+    CcuPeak,
+    CcuSummary,
+    FeatureUsage,
+    LicenseServer,
+    ObservedData,
+    ProductUsage,
+    make_partner,
+)
 from .state import (
     HistoryMonth,
     LicenseScenario,
@@ -143,6 +157,9 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
     * ``globex-demo``: in overage, 100 licences, ~112 used (drift keeps it above 100);
     * ``initech-demo``: 250 licences expiring in 20 days.
 
+    ``acme-demo`` also answers the observed APIs (:func:`observed_data`, with a partner of 12
+    customers), which ``--demo`` enables for it.
+
     The state keeps the real clock, so usage drifts by a few licences as minutes pass, and
     the Monitor tenants (built at ``now``) are ticked to the clock on each OData request.
     """
@@ -193,4 +210,101 @@ def demo_state(now: datetime | None = None) -> SimulatorState:
             anchor,
         ),
     ]
+    # acme-demo is also a Citrix partner with on-premises License Servers: the observed APIs
+    # (concurrent model, other products, License Servers, partner customers) have data too.
+    customers[0].observed = observed_data(anchor, tenants=DEMO_PARTNER_TENANTS)
     return SimulatorState(customers={c.customer_id: c for c in customers})
+
+
+DEMO_PARTNER_TENANTS = 12
+OBSERVED_TENANTS = 500
+HEALTHY_SERVER = "ls1.corp.example.com"
+SILENT_SERVER = "ls2.branch.example.com"
+
+
+def observed_data(now: datetime, *, tenants: int = OBSERVED_TENANTS) -> ObservedData:
+    """The observed APIs' answers, with dates anchored on ``now``:
+
+    * concurrent model: 57 of 200 licenses in use, peaks 83 (24 h), 121 (month), 164 (all time);
+    * ``secureworkspaceaccess``: 42 of 100 used, all 100 expiring in 90 days; ``xenmobile``
+      is absent, so it answers 404 (not entitled);
+    * License Servers: ``ls1.corp.example.com`` healthy (phoned home 2 hours ago, licenses
+      until 200 days from now); ``ls2.branch.example.com`` stopped phoning home 3 days ago,
+      its CCU licenses expire in 20 days and it is not compliant;
+    * this month's usage: feature ``XDT_PLT_UD`` in two SKUs (ls1 120 users of which 20 free
+      plus 5 paid, ls2 30 free), ``XDT_ADV_CCU`` on ls2 (15 paid);
+    * a partner (the customer itself) with ``tenants`` customers
+      (:func:`~exporter.simulator.observed_data.make_partner`) and 37 License Servers.
+    """
+    anchor = now.astimezone(UTC)
+    return ObservedData(
+        ccu=CcuSummary(
+            total=200,
+            assigned=57,
+            report_time=anchor - timedelta(minutes=10),
+            last_24h_peak=CcuPeak(83, anchor - timedelta(hours=5)),
+            month_peak=CcuPeak(121, anchor - timedelta(days=3)),
+            all_time_peak=CcuPeak(164, datetime(2023, 3, 14, 9, 30, tzinfo=UTC)),
+        ),
+        products={
+            "secureworkspaceaccess": ProductUsage(
+                product_name="SecureWorkspaceAccess",
+                product_edition="Standard",
+                available=100,
+                used=42,
+                next_expiry=_midnight_in(anchor, 90),
+                expiring_count=100,
+            )
+        },
+        license_servers=[
+            LicenseServer(
+                fqdn=HEALTHY_SERVER,
+                host_id="host-ls1",
+                phoning_home=True,
+                last_phone_home=anchor - timedelta(hours=2),
+                license_expiration=_midnight_in(anchor, 200),
+            ),
+            LicenseServer(
+                fqdn=SILENT_SERVER,
+                host_id="host-ls2",
+                phoning_home=False,
+                last_phone_home=anchor - timedelta(days=3),
+                license_expiration=_midnight_in(anchor, 20),
+                compliant=False,
+                ccu=True,
+            ),
+        ],
+        usage={
+            anchor.strftime("%Y-%m"): [
+                FeatureUsage(
+                    "CVAD_PREM_UD",
+                    "XDT_PLT_UD",
+                    "Citrix Virtual Apps and Desktops Premium",
+                    {HEALTHY_SERVER: (120, 20), SILENT_SERVER: (30, 30)},
+                ),
+                FeatureUsage(
+                    "CVAD_PREM_UD_TRIAL",
+                    "XDT_PLT_UD",
+                    "Citrix Virtual Apps and Desktops Premium",
+                    {HEALTHY_SERVER: (5, 0)},
+                ),
+                FeatureUsage(
+                    "CVAD_ADV_CCU",
+                    "XDT_ADV_CCU",
+                    "Citrix Virtual Apps and Desktops Advanced Concurrent",
+                    {SILENT_SERVER: (15, 0)},
+                ),
+            ]
+        },
+        partner=make_partner(tenants, license_servers=37),
+    )
+
+
+def observed_state(
+    now: datetime | None = None, *, tenants: int = OBSERVED_TENANTS
+) -> SimulatorState:
+    """:func:`seed_state` whose customer also answers the observed APIs (:func:`observed_data`)."""
+    state = seed_state()
+    customer = state.customers[SEED_CUSTOMER_ID]
+    customer.observed = observed_data(now or utcnow(), tenants=tenants)
+    return state

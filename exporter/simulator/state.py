@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from aiohttp import web
 
 from .monitor import MonitorData
+from .observed_data import ObservedData
 
 
 def utcnow() -> datetime:
@@ -157,6 +158,8 @@ class SimCustomer:
     licensing: LicenseScenario = field(default_factory=LicenseScenario)
     monitor: MonitorData = field(default_factory=MonitorData)
     """Monitor Service (OData) rows; empty tenant by default (see ``monitor_tenants``)."""
+    observed: ObservedData = field(default_factory=ObservedData)
+    """Answers of the observed (undocumented) licensing APIs; all 404 by default."""
 
 
 @dataclass

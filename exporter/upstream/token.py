@@ -63,6 +63,9 @@ class TokenManager:
         self._failures = 0
         self._next_attempt_at = 0.0
         self._last_error: TokenError | None = None
+        # Start both counters at 0 so the first failure is an increase Prometheus can see.
+        metrics.token_requests.labels(customer.customer_id)
+        metrics.token_request_failures.labels(customer.customer_id)
 
     @property
     def url(self) -> str:

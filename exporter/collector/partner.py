@@ -1,0 +1,300 @@
+"""Partner collector: a Citrix partner's customers' license usage (seed 000).
+
+Citrix's licensing overview promises partners, for on-premises Citrix Virtual Apps and Desktops,
+a summary (total, paid and free users, License Servers, customers) and per-customer figures
+(account name, total, paid and free users), and for Citrix DaaS a summary (customers,
+licenses, users, overage) and per-customer figures (organization id, licenses, users,
+overage). **Citrix published no paths or field names for these**: the four `*_path` options
+default to this exporter's guesses and must be pointed at the real calls (the README,
+"Observed licensing APIs", lists the shapes read). The one observed partner call, active use per
+customer (`/{partnerId}/activeuse/partner/tenant/cloud/cvad/current?customer=...`, answering
+`ccuActiveUse` and `udActiveUse`), is optional (`active_use`), as it costs one request per
+customer.
+
+Series: a handful per partner plus six per customer (three more with `active_use`); nothing
+per user. Customers are labelled `tenant_id` (their id) and `tenant_name` (their account name,
+sanitised: printable, trimmed, at most 64 characters); `customer_id` stays the partner's own
+id, as on every other metric. A 404 on one call skips that part; 404 on every call fails the
+poll as "not entitled" (the account is not a partner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from ..log import get_logger
+from ..upstream.client import ApiResponse
+from ..upstream.errors import NotEntitledError
+from .base import Collector, CollectorContext, GaugeSet
+from .fields import Fields
+from .observed import object_list, observed_url, sanitise_label, text_label
+
+log = get_logger("partner")
+
+LABELS = ["customer_id"]
+TENANT_LABELS = ["customer_id", "tenant_id", "tenant_name"]
+HELP_SUFFIX = "Polled from the Citrix Cloud partner licensing API every partner interval."
+ID_KEYS = ("customerId", "orgId")
+NAME_KEYS = ("accountName", "customerName")
+LIST_KEY = "customers"
+
+ONPREM_USERS = (("total", "totalUsers"), ("paid", "paidUsers"), ("free", "freeUsers"))
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.tenant_id, self.name]
+
+
+class PartnerCollector(Collector):
+    name = "partner"
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        self.config = ctx.customer.collectors.partner
+        self.partner_id = self.config.partner_id or ctx.customer_id
+        self.fields = Fields(ctx.issues)
+        self._missing_logged: set[str] = set()
+        self._calls = 0
+        self._not_found = 0
+
+    async def poll(self) -> list[Metric]:
+        self._calls = self._not_found = 0
+        config = self.config
+        summary = GaugeSet(LABELS, HELP_SUFFIX)
+        tenants = GaugeSet(TENANT_LABELS, HELP_SUFFIX)
+        seen: set[str] = set()
+        listed = False
+
+        data = await self._get("partner_onprem_summary", config.onprem_summary_path)
+        if self._is_object(data, "onprem_summary"):
+            self._onprem_summary(summary, data)
+        data = await self._get("partner_daas_summary", config.daas_summary_path)
+        if self._is_object(data, "daas_summary"):
+            self._daas_summary(summary, data)
+        data = await self._get("partner_onprem_customers", config.onprem_customers_path)
+        if data is not None:
+            listed = True
+            for tenant in self._tenants(data, "onprem_customers"):
+                seen.add(tenant.tenant_id)
+                self._onprem_tenant(tenants, tenant)
+        data = await self._get("partner_daas_customers", config.daas_customers_path)
+        if data is not None:
+            listed = True
+            daas = self._tenants(data, "daas_customers")
+            for tenant in daas:
+                seen.add(tenant.tenant_id)
+                self._daas_tenant(tenants, tenant)
+            if config.active_use:
+                await self._active_use(tenants, daas)
+        if self._calls and self._not_found == self._calls:
+            raise NotEntitledError(
+                f"partner: HTTP 404 for every partner call of partner id {self.partner_id}", 404
+            )
+        if listed:
+            summary.add(
+                "citrix_partner_customers",
+                "Customers of the partner listed by the per-customer calls (on-premises and "
+                "DaaS lists together, each customer counted once).",
+                [self.ctx.customer_id],
+                len(seen),
+            )
+        return summary.families() + tenants.families()
+
+    def _is_object(self, data: Any, path: str) -> bool:
+        """True for a JSON object; anything but None (not called, 204, 404) is reported."""
+        if isinstance(data, dict):
+            return True
+        if data is not None:
+            self.ctx.issues.report("bad_shape", path, "not a JSON object")
+        return False
+
+    async def _get(self, endpoint: str, template: str | None) -> Any:
+        """The JSON of one partner call; None when not configured, 204 or 404."""
+        if template is None:
+            return None
+        self._calls += 1
+        response = await self._request(endpoint, template, {})
+        if response is None:
+            self._not_found += 1
+            return None
+        return response.data
+
+    async def _request(
+        self, endpoint: str, template: str, values: dict[str, str], quiet: bool = False
+    ) -> ApiResponse | None:
+        """The response, or None for a 404 (logged once per endpoint unless `quiet`)."""
+        url = observed_url(
+            self.config.url,
+            template,
+            partner_id=self.partner_id,
+            customer_id=self.ctx.customer_id,
+            **values,
+        )
+        try:
+            response = await self.ctx.api.get_json(endpoint, url)
+        except NotEntitledError:
+            if not quiet and endpoint not in self._missing_logged:
+                self._missing_logged.add(endpoint)
+                log.info(
+                    "partner call answered 404; skipping it (check the configured path)",
+                    extra={"customer_id": self.ctx.customer_id, "endpoint": endpoint},
+                )
+            return None
+        self._missing_logged.discard(endpoint)
+        return response
+
+    # -- summaries -------------------------------------------------------------------------
+
+    def _onprem_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
+        labels = [self.ctx.customer_id]
+        for kind, key in ONPREM_USERS:
+            value = self.fields.number(data, key, f"onprem_summary.{key}")
+            if value is not None:
+                gauges.add(
+                    "citrix_partner_onprem_users",
+                    "Users of on-premises Citrix Virtual Apps and Desktops across the "
+                    "partner's customers, total, paid or free, as the summary states.",
+                    labels,
+                    value,
+                    {"kind": kind},
+                )
+        for key, name, help_text in (
+            ("licenseServers", "citrix_partner_onprem_license_servers",
+             "License Servers of the partner's on-premises customers, as the summary states."),
+            ("customers", "citrix_partner_onprem_customers",
+             "Customers with on-premises usage, as the partner summary states."),
+        ):  # fmt: skip
+            value = self.fields.number(data, key, f"onprem_summary.{key}")
+            if value is not None:
+                gauges.add(name, help_text, labels, value)
+
+    def _daas_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
+        labels = [self.ctx.customer_id]
+        for key, name, help_text in (
+            ("totalCustomers", "citrix_partner_daas_customers",
+             "Current Citrix DaaS customers of the partner, as the summary states."),
+            ("totalLicenses", "citrix_partner_daas_licenses",
+             "Citrix DaaS licenses across the partner's customers, as the summary states."),
+            ("totalUsers", "citrix_partner_daas_users",
+             "Citrix DaaS users across the partner's customers, as the summary states."),
+            ("totalOverage", "citrix_partner_daas_overage",
+             "Citrix DaaS license overage across the partner's customers, as the summary "
+             "states."),
+        ):  # fmt: skip
+            value = self.fields.number(data, key, f"daas_summary.{key}")
+            if value is not None:
+                gauges.add(name, help_text, labels, value)
+
+    # -- per customer ----------------------------------------------------------------------
+
+    def _tenants(self, data: Any, path: str) -> list[Tenant]:
+        """The customers of one list with a usable id; a repeated id is reported and skipped."""
+        tenants: list[Tenant] = []
+        ids: set[str] = set()
+        for entry in object_list(self.fields, data, LIST_KEY, path):
+            name = text_label(self.fields, entry, NAME_KEYS, f"{path}.accountName")
+            tenant_id = self._tenant_id(entry, path) or name
+            if tenant_id is None:
+                continue
+            if tenant_id in ids:
+                self.ctx.issues.report("duplicate", f"{path}.customerId", tenant_id)
+                continue
+            ids.add(tenant_id)
+            tenants.append(Tenant(tenant_id, name or "unknown", entry))
+        return tenants
+
+    def _tenant_id(self, entry: dict[str, Any], path: str) -> str | None:
+        for key in ID_KEYS:
+            value = entry.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if isinstance(value, str) and (clean := sanitise_label(value)):
+                return clean
+        self.ctx.issues.report("null", f"{path}.customerId")
+        return None
+
+    def _onprem_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
+        labels = [self.ctx.customer_id, *tenant.labels]
+        for kind, key in ONPREM_USERS:
+            value = self.fields.number(tenant.figures, key, f"onprem_customers.{key}")
+            if value is not None:
+                gauges.add(
+                    "citrix_partner_tenant_onprem_users",
+                    "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
+                    "partner's customers: total, paid or free.",
+                    labels,
+                    value,
+                    {"kind": kind},
+                )
+
+    def _daas_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
+        labels = [self.ctx.customer_id, *tenant.labels]
+        figures = tenant.figures
+        licenses = self.fields.number(figures, "totalLicenses", "daas_customers.totalLicenses")
+        users = self.fields.number(figures, "totalUsers", "daas_customers.totalUsers")
+        if "licenseOverage" in figures:
+            overage = self.fields.number(figures, "licenseOverage", "daas_customers.licenseOverage")
+        elif licenses is not None and users is not None:
+            overage = max(0.0, users - licenses)
+        else:
+            overage = None
+        for name, help_text, value in (
+            ("citrix_partner_tenant_daas_licenses",
+             "Citrix DaaS licenses one of the partner's customers owns.", licenses),
+            ("citrix_partner_tenant_daas_users",
+             "Citrix DaaS users of one of the partner's customers.", users),
+            ("citrix_partner_tenant_daas_overage",
+             "Citrix DaaS license overage of one of the partner's customers (licenseOverage, "
+             "else max(0, users - licenses)).", overage),
+        ):  # fmt: skip
+            if value is not None:
+                gauges.add(name, help_text, labels, value)
+
+    async def _active_use(self, gauges: GaugeSet, tenants: list[Tenant]) -> None:
+        """The observed per-customer active-use call, `active_use_concurrency` at a time."""
+        limit = asyncio.Semaphore(self.config.active_use_concurrency)
+
+        async def fetch(tenant: Tenant) -> tuple[Tenant, ApiResponse | None]:
+            async with limit:
+                # 404: this customer has no DaaS active use; nothing to log per customer.
+                response = await self._request(
+                    "partner_active_use",
+                    self.config.active_use_path,
+                    {"tenant_id": tenant.tenant_id},
+                    quiet=True,
+                )
+                return tenant, response
+
+        tasks = [asyncio.ensure_future(fetch(tenant)) for tenant in tenants]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one failure fails the poll: stop the remaining requests
+                task.cancel()
+            raise
+        for tenant, response in results:
+            if response is None or not isinstance(response.data, dict):
+                continue
+            labels = [self.ctx.customer_id, *tenant.labels]
+            for model, key in (("ccu", "ccuActiveUse"), ("ud", "udActiveUse")):
+                value = self.fields.number(response.data, key, f"active_use.{key}")
+                if value is not None:
+                    gauges.add(
+                        "citrix_partner_tenant_daas_active_users",
+                        "Active use of Citrix DaaS by one of the partner's customers, by "
+                        "license model: ccu (ccuActiveUse) or ud (udActiveUse).",
+                        labels,
+                        value,
+                        {"model": model},
+                    )
