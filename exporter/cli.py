@@ -29,17 +29,31 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SHUTDOWN_GRACE_SECONDS = 4.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="citrix-cloud-exporter",
-        description="Prometheus exporter for Citrix Cloud licensing and DaaS (Monitor) data.",
-    )
+def add_config_and_log_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by serving and `backfill`."""
     parser.add_argument(
         "--config.file",
         dest="config_file",
         default=os.environ.get("CITRIX_EXPORTER_CONFIG", "citrix-cloud-exporter.yml"),
         help="YAML config file (env CITRIX_EXPORTER_CONFIG; default %(default)s)",
     )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info",
+        choices=["debug", "info", "warning", "error"],
+    )  # fmt: skip
+    parser.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citrix-cloud-exporter",
+        description="Prometheus exporter for Citrix Cloud licensing and DaaS (Monitor) data.",
+        epilog="Also: `citrix-cloud-exporter backfill --help` writes 12 months of licence "
+        "history for promtool.",
+    )
+    add_config_and_log_flags(parser)
     parser.add_argument(
         "--web.listen-address",
         dest="listen_address",
@@ -49,13 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.telemetry-path",
         dest="telemetry_path",
         help="path of the metrics endpoint (default /metrics)",
-    )
-    parser.add_argument(
-        "--log.level", dest="log_level", default="info",
-        choices=["debug", "info", "warning", "error"],
-    )  # fmt: skip
-    parser.add_argument(
-        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -173,20 +180,12 @@ def build_backfill_parser() -> argparse.ArgumentParser:
         description="Write up to 12 months of licence history as OpenMetrics with timestamps, "
         "for `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.",
     )
-    parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        default=os.environ.get("CITRIX_EXPORTER_CONFIG", "citrix-cloud-exporter.yml"),
-    )
+    add_config_and_log_flags(parser)
     parser.add_argument("--months", type=int, default=12, choices=range(1, 13), metavar="1-12")
     parser.add_argument(
         "--step", default="1d", help="one sample per series every STEP (default 1d, at 00:00 UTC)"
     )
     parser.add_argument("--output", required=True, help="OpenMetrics file to write")
-    parser.add_argument(
-        "--log.level", dest="log_level", default="info",
-        choices=["debug", "info", "warning", "error"],
-    )  # fmt: skip
     return parser
 
 
@@ -195,7 +194,7 @@ def backfill_main(argv: Sequence[str]) -> int:
     from .durations import parse_duration
 
     args = build_backfill_parser().parse_args(argv)
-    scrubber = setup_logging(args.log_level, "logfmt")
+    scrubber = setup_logging(args.log_level, args.log_format)
     try:
         step = parse_duration(args.step)
     except ValueError as err:
