@@ -101,7 +101,9 @@ class Exporter:
         for customer in self.config.customers:
             session = aiohttp.ClientSession(
                 trust_env=True,  # HTTPS_PROXY / NO_PROXY
-                connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=4),
+                # Above every configurable per-customer concurrency (monitor 8, partner 16), so
+                # the pool never silently caps them; the collectors' own limits apply.
+                connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=16),
             )
             self._sessions.append(session)
             tokens = TokenManager(
