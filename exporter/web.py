@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
+from .durations import format_duration
 from .poller import Poller
 from .runtime import Exporter
 
@@ -32,6 +33,7 @@ def landing_page(poller: Poller, telemetry_path: str) -> str:
                 for cell in (
                     job.customer_id,
                     job.name,
+                    format_duration(job.interval),
                     result,
                     _when(status.last_attempt_at),
                     _when(status.last_success_at),
@@ -50,8 +52,8 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 <p><a href="{path}">Metrics</a> · <a href="/healthz">Health</a> ·
 <a href="/readyz">Readiness</a></p>
 <h2>Collectors</h2>
-<table><tr><th>Customer</th><th>Collector</th><th>Last result</th><th>Last attempt</th>
-<th>Last success</th><th>Error</th></tr>
+<table><tr><th>Customer</th><th>Collector</th><th>Every</th><th>Last result</th>
+<th>Last attempt</th><th>Last success</th><th>Error</th></tr>
 {"".join(rows)}
 </table></body></html>
 """
