@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -113,45 +113,58 @@ async def wait_until(check: Any, timeout: float, proc: Process | None = None) ->
         await asyncio.sleep(0.2)
 
 
-class Prometheus:
-    """A real Prometheus (Debian package) with a given config, on a free loopback port."""
+class Server:
+    """A server of the Prometheus family (Debian package) with a config file, on a free
+    loopback port; ready when `/-/ready` answers."""
 
-    def __init__(
-        self, binary: str, workdir: Path, config: str, data_dir: Path | None = None
-    ) -> None:
+    name = "server"
+
+    def __init__(self, binary: str, workdir: Path, config: str, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config_path = workdir / "prometheus.yml"
+        config_path = workdir / f"{self.name}.yml"
         config_path.write_text(config)
         self.process = Process(
-            "prometheus",
+            self.name,
             [
                 binary,
                 f"--config.file={config_path}",
-                f"--storage.tsdb.path={data_dir or workdir / 'tsdb'}",
-                "--storage.tsdb.retention.time=5y",  # keep backfilled history
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
+                *args,
             ],
             workdir,
         )
 
-    async def start(self) -> Prometheus:
+    async def start(self) -> Self:
         await self.process.start()
         await wait_until(lambda: http_ok(f"{self.url}/-/ready"), 30, self.process)
         return self
 
+    async def stop(self) -> None:
+        await self.process.stop()
+
+
+class Prometheus(Server):
+    """A real Prometheus with a given config."""
+
+    name = "prometheus"
+
+    def __init__(
+        self, binary: str, workdir: Path, config: str, data_dir: Path | None = None
+    ) -> None:
+        super().__init__(
+            binary,
+            workdir,
+            config,
+            f"--storage.tsdb.path={data_dir or workdir / 'tsdb'}",
+            "--storage.tsdb.retention.time=5y",  # keep backfilled history
+            "--web.enable-lifecycle",
+        )
+
     async def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        params = {"query": expr}
-        if at is not None:
-            params["time"] = str(at)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/api/v1/query", params=params) as resp,
-        ):
-            body = await resp.json()
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
+        """The result of an instant query (at `at`, default now)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": str(at)}
+        result: list[dict[str, Any]] = (await self.api("query", **params))["result"]
         return result
 
     async def api(self, path: str, **params: str) -> Any:
@@ -170,40 +183,22 @@ class Prometheus:
         groups = (await self.api("rules"))["groups"]
         return [rule for group in groups for rule in group["rules"]]
 
-    async def stop(self) -> None:
-        await self.process.stop()
 
+class Alertmanager(Server):
+    """A real Alertmanager as a single instance (`--cluster.listen-address=` turns gossip off)."""
 
-class Alertmanager:
-    """A real Alertmanager (Debian package) with a given config, on a free loopback port, as a
-    single instance (`--cluster.listen-address=` turns gossip off)."""
+    name = "alertmanager"
 
     def __init__(self, binary: str, workdir: Path, config: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config_path = workdir / "alertmanager.yml"
-        config_path.write_text(config)
-        self.process = Process(
-            "alertmanager",
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-            ],
+        super().__init__(
+            binary,
             workdir,
+            config,
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            "--cluster.listen-address=",
         )
-
-    async def start(self) -> Alertmanager:
-        await self.process.start()
-        await wait_until(lambda: http_ok(f"{self.url}/-/ready"), 30, self.process)
-        return self
 
     async def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds (GET /api/v2/alerts)."""
         alerts: list[dict[str, Any]] = await get_json(f"{self.url}/api/v2/alerts")
         return alerts
-
-    async def stop(self) -> None:
-        await self.process.stop()
