@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.e2e import free_port, http_ok, wait_until
 from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET
@@ -98,7 +99,8 @@ async def test_demo_once():
         assert f'citrix_up{{collector="monitor",customer_id="{customer}"}} 1.0' in out
 
 
-async def test_serves_and_shuts_down_cleanly_on_sigterm(tmp_path, base_url):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_serves_and_shuts_down_cleanly_on_signal(tmp_path, base_url, sig):
     path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -111,7 +113,7 @@ async def test_serves_and_shuts_down_cleanly_on_sigterm(tmp_path, base_url):
             await wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 10)
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert "citrix_licenses_available" in await resp.text()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = await asyncio.wait_for(proc.communicate(), 5)
         assert proc.returncode == 0, err.decode()
         assert '"msg": "shutting down"' in err.decode()
