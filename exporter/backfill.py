@@ -14,8 +14,6 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-import aiohttp
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
 from .collector.base import GaugeSet
@@ -28,12 +26,12 @@ from .collector.licensing import (
     history_months,
     months_back,
 )
-from .config import Config, CustomerConfig
+from .config import Config
 from .log import get_logger
-from .metrics import DataIssues, SelfMetrics
+from .metrics import DataIssues
+from .runtime import Exporter
 from .snapshot import merge_families
 from .upstream.client import ApiClient
-from .upstream.token import TokenManager
 
 log = get_logger("backfill")
 
@@ -53,17 +51,11 @@ def _next_month(moment: datetime) -> datetime:
 
 
 async def _customer_months(
-    session: aiohttp.ClientSession,
-    customer: CustomerConfig,
-    config: Config,
-    metrics: SelfMetrics,
-    months: int,
-    now: datetime,
+    api: ApiClient, months: int, now: datetime
 ) -> list[tuple[datetime, list[Metric]]]:
     """(month start, month gauges) for each month the API reports for `customer`."""
-    tokens = TokenManager(session, customer, metrics, config.poll.retry, config.poll.timeout)
-    api = ApiClient(session, customer, tokens, metrics, config.poll.retry, config.poll.timeout)
-    fields = Fields(DataIssues(metrics, customer.customer_id, "backfill"))
+    customer = api.customer
+    fields = Fields(DataIssues(api.metrics, customer.customer_id, "backfill"))
     current = await api.get_json("licensing_current", api.base_url + CURRENT_PATH)
     data = current.data if isinstance(current.data, dict) else {}
     labels = [
@@ -89,15 +81,18 @@ async def backfill(
     OpenMetrics wants each family once and each series in time order, so samples are grouped
     by name and series before writing.
     """
-    metrics = SelfMetrics(CollectorRegistry())
     now = datetime.now(UTC)
     end = time.time()
     per_month: dict[datetime, list[list[Metric]]] = {}
     done = 0
-    async with aiohttp.ClientSession(trust_env=True) as session:
+    # The exporter's own wiring (sessions with the customer's CA file, tokens, retries); no
+    # poll is started.
+    async with Exporter(config, process_metrics=False) as exporter:
         for customer in config.customers:
             try:
-                results = await _customer_months(session, customer, config, metrics, months, now)
+                results = await _customer_months(
+                    exporter.api_clients[customer.customer_id], months, now
+                )
             except Exception as err:  # one customer failing must not lose the others
                 log.error(
                     "backfill failed for customer",

@@ -78,7 +78,7 @@ class Exporter:
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
-        self.token_managers: dict[str, TokenManager] = {}
+        self.api_clients: dict[str, ApiClient] = {}
         self._sessions: list[aiohttp.ClientSession] = []
         self.poller = Poller([], self.store, clock)
         self.registry.register(StatusCollector(self.poller))
@@ -96,7 +96,8 @@ class Exporter:
         await self.close()
 
     async def open(self) -> None:
-        """Create one HTTP session, token manager and set of collectors per customer."""
+        """Create one HTTP session, API client (with its token manager) and set of collectors
+        per customer; polling starts only with `poller.start()`."""
         poll = self.config.poll
         for customer in self.config.customers:
             session = aiohttp.ClientSession(
@@ -109,7 +110,6 @@ class Exporter:
             tokens = TokenManager(
                 session, customer, self.metrics, poll.retry, poll.timeout, self._clock
             )
-            self.token_managers[customer.customer_id] = tokens
             api = ApiClient(
                 session,
                 customer,
@@ -120,6 +120,7 @@ class Exporter:
                 sleep=self._sleep,
                 clock=self._clock,
             )
+            self.api_clients[customer.customer_id] = api
             for name, _cfg in customer.collectors.enabled():
                 collector_cls = COLLECTORS.get(name)
                 if collector_cls is None:

@@ -32,7 +32,7 @@ async def test_token_is_reused_then_refreshed_ahead_of_expiry(
     sim_state.faults.token_lifetime = 1000  # refresh margin: a fifth, 200 s before expiry
     clock = Clock()
     exporter = await exporter_factory(make_config(base_url), clock=clock)
-    tokens = exporter.token_managers[SEED_CUSTOMER]
+    tokens = exporter.api_clients[SEED_CUSTOMER].tokens
     first = await tokens.get()
     clock.now += 700
     assert await tokens.get() == first
@@ -51,7 +51,7 @@ async def test_concurrent_callers_share_one_token_request(
 ):
     sim_state.faults.delay_seconds = 0.05
     exporter = await exporter_factory(make_config(base_url))
-    tokens = exporter.token_managers[SEED_CUSTOMER]
+    tokens = exporter.api_clients[SEED_CUSTOMER].tokens
     results = await asyncio.gather(*(tokens.get() for _ in range(10)))
     assert len(set(results)) == 1
     assert sim_state.count(TOKEN_PATH) == 1

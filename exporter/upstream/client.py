@@ -103,7 +103,7 @@ class ApiClient:
         self._session = session
         self.customer = customer
         self.tokens = tokens
-        self._metrics = metrics
+        self.metrics = metrics
         self._retry = retry
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
@@ -154,7 +154,7 @@ class ApiClient:
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
                     final_url = str(resp.url)
             except (aiohttp.ClientError, TimeoutError) as err:
-                self._metrics.api_requests.labels(customer_id, endpoint, "error").inc()
+                self.metrics.api_requests.labels(customer_id, endpoint, "error").inc()
                 reason = f"{type(err).__name__}: {err}".rstrip(": ")
                 if attempt >= self._retry.attempts:
                     raise UpstreamError(f"{endpoint}: no response: {reason}") from None
@@ -163,7 +163,7 @@ class ApiClient:
                 await self._sleep(delay)
                 continue
 
-            self._metrics.api_requests.labels(customer_id, endpoint, str(status)).inc()
+            self.metrics.api_requests.labels(customer_id, endpoint, str(status)).inc()
             if status == 200:
                 try:
                     return ApiResponse(status, json.loads(body), final_url)
