@@ -152,6 +152,41 @@ def apply_shard(config: Config, shard: Shard | None) -> Config:
     return config.model_copy(update={"customers": customers})
 
 
+def web_settings(args: argparse.Namespace, config: Config) -> tuple[str, str]:
+    """(listen address, telemetry path) from the flags or the config; ValueError if invalid."""
+    telemetry_path = args.telemetry_path or config.web.telemetry_path
+    if not telemetry_path.startswith("/"):
+        raise ValueError("--web.telemetry-path must start with '/'")
+    listen_address = args.listen_address or config.web.listen_address
+    parse_listen_address(listen_address)
+    return listen_address, telemetry_path
+
+
+async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
+    """`--once`: poll, print, exit 0/1; otherwise serve until a signal."""
+    try:
+        listen_address, telemetry_path = web_settings(args, config)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.once:
+        ok, text = await poll_once(config)
+        sys.stdout.write(text.decode())
+        return EXIT_OK if ok else EXIT_FAILURE
+    return await serve(config, listen_address, telemetry_path)
+
+
+def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:
+    """The config, its secrets registered for scrubbing; None (reported) when invalid."""
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    scrubber.add(config.secrets())
+    return config
+
+
 async def run_demo(args: argparse.Namespace, shard: Shard | None = None) -> int:
     from .demo import demo_config, start_simulator  # the simulator is only needed here
     from .simulator.scenarios import demo_state
@@ -160,16 +195,8 @@ async def run_demo(args: argparse.Namespace, shard: Shard | None = None) -> int:
     sim_runner, base_url = await start_simulator(state)
     log.info("demo: simulated Citrix Cloud started", extra={"url": base_url})
     try:
-        config = apply_shard(demo_config(base_url, state, args.listen_address), shard)
-        if args.once:
-            ok, text = await poll_once(config)
-            sys.stdout.write(text.decode())
-            return EXIT_OK if ok else EXIT_FAILURE
-        return await serve(
-            config,
-            args.listen_address or config.web.listen_address,
-            args.telemetry_path or config.web.telemetry_path,
-        )
+        config = apply_shard(demo_config(base_url, state), shard)
+        return await once_or_serve(args, config)
     finally:
         await sim_runner.cleanup()
 
@@ -200,12 +227,9 @@ def backfill_main(argv: Sequence[str]) -> int:
     except ValueError as err:
         print(f"error: --step: {err}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        config = load_config(args.config_file)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    config = load_or_report(args.config_file, scrubber)
+    if config is None:
         return EXIT_USAGE
-    scrubber.add(config.secrets())
     return run_backfill(config, args.output, args.months, step)
 
 
@@ -222,31 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.demo:
         return asyncio.run(run_demo(args, shard))
-    try:
-        config = load_config(args.config_file)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    config = load_or_report(args.config_file, scrubber)
+    if config is None:
         return EXIT_USAGE
-    scrubber.add(config.secrets())
     total = len(config.customers)
     config = apply_shard(config, shard)
     if args.check_config:
         in_shard = f", {len(config.customers)} in shard {shard}" if shard else ""
         print(f"{args.config_file}: valid, {total} customer(s){in_shard}")
         return EXIT_OK
-    if args.telemetry_path and not args.telemetry_path.startswith("/"):
-        print("error: --web.telemetry-path must start with '/'", file=sys.stderr)
-        return EXIT_USAGE
-    listen_address = args.listen_address or config.web.listen_address
-    try:
-        parse_listen_address(listen_address)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.once:
-        ok, text = asyncio.run(poll_once(config))
-        sys.stdout.write(text.decode())
-        return EXIT_OK if ok else EXIT_FAILURE
-    return asyncio.run(
-        serve(config, listen_address, args.telemetry_path or config.web.telemetry_path)
-    )
+    return asyncio.run(once_or_serve(args, config))

@@ -31,12 +31,11 @@ def observed_collectors(base_url: str) -> dict[str, dict[str, object]]:
     }
 
 
-def demo_config(base_url: str, state: SimulatorState, listen_address: str | None) -> Config:
-    """Every simulated customer, polled every 15 s so the demo looks alive quickly."""
-    web_config = {"listen_address": listen_address} if listen_address else {}
+def demo_config(base_url: str, state: SimulatorState) -> Config:
+    """Every simulated customer, polled every 15 s so the demo looks alive quickly (the web
+    flags apply as they do to any config)."""
     return Config.model_validate(
         {
-            "web": web_config,
             "poll": {"interval": DEMO_INTERVAL, "timeout": "10s"},
             "customers": [
                 {

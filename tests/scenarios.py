@@ -66,7 +66,7 @@ def write_demo_config(
 ) -> Path:
     """Exactly the config `--demo` uses for `state` at `base_url` (every collector it enables,
     pointed where it points them), except that everything polls every `interval`."""
-    config = demo_config(base_url, state, None)
+    config = demo_config(base_url, state)
     data = _plain(config.model_dump(exclude={"web"}))
     data["poll"]["interval"] = interval
     for customer in data["customers"]:

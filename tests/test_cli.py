@@ -121,3 +121,16 @@ async def test_serves_and_shuts_down_cleanly_on_signal(tmp_path, base_url, sig):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_bad_web_flags_are_usage_errors_also_in_demo_mode(tmp_path, base_url):
+    path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
+    for args in (
+        ("--config.file", str(path), "--web.listen-address", "nonsense"),
+        ("--config.file", str(path), "--web.telemetry-path", "metrics"),
+        ("--demo", "--web.listen-address", "nonsense"),
+        ("--demo", "--web.telemetry-path", "metrics"),
+    ):
+        code, _, err = await run(*args)
+        assert code == 2, (args, err)
+        assert "error:" in err and ("listen address" in err or "telemetry-path" in err)
