@@ -8,7 +8,7 @@ import shutil
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -70,15 +70,19 @@ def value(text: str, name: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
-def require_binary(name: str) -> str:
+def missing(message: str) -> NoReturn:
+    """A test dependency is missing: skip locally, but fail in CI, where everything must be."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_binary(name: str, package: str = "prometheus prometheus-alertmanager") -> str:
     """Path of a system binary the test needs; skips locally, fails in CI, when missing."""
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} not installed (apt-get install prometheus prometheus-alertmanager)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{name} not installed (apt-get install {package})")
 
 
 def require_tool(name: str, package: str) -> str:
@@ -90,10 +94,7 @@ def require_tool(name: str, package: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} not installed (pip install {package})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{name} not installed (pip install {package})")
 
 
 def require_module(name: str, package: str) -> Any:
@@ -101,7 +102,4 @@ def require_module(name: str, package: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        message = f"{name} not installed (pip install {package})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} not installed (pip install {package})")

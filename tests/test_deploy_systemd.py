@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
+from tests.helpers import require_binary
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "deploy" / "systemd" / "citrix-cloud-exporter.service"
@@ -94,12 +93,7 @@ def installed_console_script(tmp_path: Path) -> str:
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        message = "systemd-analyze not installed (apt-get install systemd)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    analyze = require_binary("systemd-analyze", "systemd")
     binary = exec_start()[0]
     unit = tmp_path / UNIT.name
     unit.write_text(UNIT.read_text().replace(binary, installed_console_script(tmp_path)))

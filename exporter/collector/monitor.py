@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,14 +68,37 @@ class DesktopGroup:
     session_support: str
 
 
+def _machine_group(row: Row) -> str | None:
+    machine = row.get("Machine")
+    group_id = machine.get("DesktopGroupId") if isinstance(machine, dict) else None
+    return str(group_id) if group_id else None
+
+
+def _session_key(row: Row) -> tuple[Any, ...]:
+    return (_machine_group(row), row.get("ConnectionState"))
+
+
+def _machine_key(row: Row) -> tuple[Any, ...]:
+    group_id = row.get("DesktopGroupId")
+    return (
+        str(group_id) if group_id else None,
+        row.get("CurrentRegistrationState"),
+        row.get("CurrentPowerState"),
+        row.get("FaultState"),
+        row.get("IsInMaintenanceMode"),
+    )
+
+
 @dataclass(frozen=True)
 class GroupedQuery:
-    """A count grouped by `keys`, with a server-side form and a paging fallback."""
+    """A count of rows grouped by `key`: `apply` asks the server to count, `fallback` pages
+    the rows with the fields `key` reads. Both forms yield rows `key` understands."""
 
     name: str
     entity_set: str
     apply: str
     fallback: dict[str, str]
+    key: Callable[[Row], tuple[Any, ...]]
 
 
 SESSIONS_BY_STATE = GroupedQuery(
@@ -88,6 +111,7 @@ SESSIONS_BY_STATE = GroupedQuery(
         "$select": "ConnectionState",
         "$expand": "Machine($select=DesktopGroupId)",
     },
+    key=_session_key,
 )
 MACHINES_BY_STATE = GroupedQuery(
     name="machines",
@@ -99,6 +123,7 @@ MACHINES_BY_STATE = GroupedQuery(
         "$select": "DesktopGroupId,CurrentRegistrationState,CurrentPowerState,FaultState,"
         "IsInMaintenanceMode",
     },
+    key=_machine_key,
 )
 
 
@@ -147,7 +172,7 @@ class MonitorCollector(Collector):
         started = ctx.clock()
         self._failure_marks = Watermark(started, config.overlap)
         self._logon_marks = Watermark(started, config.overlap)
-        self._failures: Counter[str] = Counter({name: 0 for name in _failure_reasons()})
+        self._failures: Counter[str] = Counter(dict.fromkeys(SESSION_FAILURE_CODE.values(), 0))
         self._logons: dict[str, _Histogram] = {}
         self._live: list[str] = []
 
@@ -157,8 +182,8 @@ class MonitorCollector(Collector):
         poll_started = self.ctx.clock()
         await self._refresh_groups()
         sessions, machines = await asyncio.gather(
-            self._grouped(SESSIONS_BY_STATE, _session_key),
-            self._grouped(MACHINES_BY_STATE, _machine_key),
+            self._grouped(SESSIONS_BY_STATE),
+            self._grouped(MACHINES_BY_STATE),
         )
         await asyncio.gather(self._poll_failures(), self._poll_logons())
         self._failure_marks.advance(poll_started)
@@ -212,16 +237,14 @@ class MonitorCollector(Collector):
 
     # -- grouped counts (server-side aggregation with a paging fallback) -------------------
 
-    async def _grouped(
-        self, query: GroupedQuery, key_of: Callable[[Row], tuple[Any, ...]]
-    ) -> Counter[tuple[Any, ...]]:
+    async def _grouped(self, query: GroupedQuery) -> Counter[tuple[Any, ...]]:
         """Counts per key; tries `$apply` unless this customer's gateway rejected it before."""
         if self._apply_supported.get(query.name, True):
             counts: Counter[tuple[Any, ...]] = Counter()
             try:
                 async for rows in self._pages(query.entity_set, {"$apply": query.apply}):
                     for row in rows:
-                        counts[key_of(row)] += self._count(row)
+                        counts[query.key(row)] += self._count(row)
             except UpstreamError as err:
                 if err.status not in APPLY_REJECTED:
                     raise
@@ -238,7 +261,7 @@ class MonitorCollector(Collector):
         counts = Counter()
         async for rows in self._pages(query.entity_set, query.fallback):
             for row in rows:
-                counts[key_of(row)] += 1
+                counts[query.key(row)] += 1
         return counts
 
     def _count(self, row: Row) -> int:
@@ -449,28 +472,3 @@ class _Histogram:
             running += count
             result.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
         return result
-
-
-def _failure_reasons() -> Iterable[str]:
-    return SESSION_FAILURE_CODE.values()
-
-
-def _machine_group(row: Row) -> str | None:
-    machine = row.get("Machine")
-    group_id = machine.get("DesktopGroupId") if isinstance(machine, dict) else None
-    return str(group_id) if group_id else None
-
-
-def _session_key(row: Row) -> tuple[Any, ...]:
-    return (_machine_group(row), row.get("ConnectionState"))
-
-
-def _machine_key(row: Row) -> tuple[Any, ...]:
-    group_id = row.get("DesktopGroupId")
-    return (
-        str(group_id) if group_id else None,
-        row.get("CurrentRegistrationState"),
-        row.get("CurrentPowerState"),
-        row.get("FaultState"),
-        row.get("IsInMaintenanceMode"),
-    )
