@@ -50,13 +50,13 @@ class SnapshotStore(Collector):
         self._max_staleness = max_staleness
         self._clock = clock
         self._entries: dict[Key, Entry] = {}
-        self._merged: list[Metric] = []
+        self._merged: list[Metric] | None = []  # None: entries changed since the last merge
 
     def publish(self, key: Key, families: Sequence[Metric], at: float | None = None) -> None:
         """Replace `key`'s values with a fresh successful result."""
         at = self._clock() if at is None else at
         self._entries[key] = Entry(tuple(families), at)
-        self._rebuild()
+        self._merged = None
 
     def mark_failed(self, key: Key) -> None:
         """Record that `key`'s latest poll failed: its values now age towards expiry."""
@@ -68,7 +68,7 @@ class SnapshotStore(Collector):
     def drop(self, key: Key) -> None:
         """Forget `key`'s values at once (e.g. the customer is not entitled)."""
         if self._entries.pop(key, None) is not None:
-            self._rebuild()
+            self._merged = None
 
     def has_values(self, key: Key) -> bool:
         return key in self._entries
@@ -84,12 +84,17 @@ class SnapshotStore(Collector):
         for key in stale:
             del self._entries[key]
         if stale:
-            self._rebuild()
-
-    def _rebuild(self) -> None:
-        ordered = [self._entries[key].families for key in sorted(self._entries)]
-        self._merged = merge_families(ordered)  # one reference swap: scrapes see old or new
+            self._merged = None
 
     def collect(self) -> Iterable[Metric]:
+        """The merged families; merged at most once per change, on the scrape that follows it.
+
+        Merging on every publish would redo all customers' families for each of the many
+        publishes between two scrapes; everything here runs on the event loop, so a scrape
+        never sees a half-built list.
+        """
         self.expire()
+        if self._merged is None:
+            ordered = [self._entries[key].families for key in sorted(self._entries)]
+            self._merged = merge_families(ordered)
         return list(self._merged)
