@@ -116,8 +116,25 @@ def _to_optional_seconds(value: object) -> object:
     return None if value is None else _to_seconds(value)
 
 
+MIN_INTERVAL_SECONDS = 1.0
+
+
+def _to_interval(value: object) -> object:
+    """A poll interval: a duration of at least a second (``1ms`` is a typo for ``1m``)."""
+    seconds = _to_seconds(value)
+    if isinstance(seconds, float | int) and seconds < MIN_INTERVAL_SECONDS:
+        raise ValueError("must be at least 1s (a poll interval; did you mean minutes, 'm'?)")
+    return seconds
+
+
+def _to_optional_interval(value: object) -> object:
+    return None if value is None else _to_interval(value)
+
+
 Duration = Annotated[float, BeforeValidator(_to_seconds)]
 OptionalDuration = Annotated[float | None, BeforeValidator(_to_optional_seconds)]
+Interval = Annotated[float, BeforeValidator(_to_interval)]
+OptionalInterval = Annotated[float | None, BeforeValidator(_to_optional_interval)]
 
 
 def _empty_if_none(value: object) -> object:
@@ -167,6 +184,8 @@ class RetryConfig(_Model):
     attempts: int = Field(default=4, ge=1, le=10)
     base_delay: Duration = 1.0
     max_delay: Duration = 60.0
+    # The longest Retry-After honoured; longer (or unusable) values fall back to the backoff.
+    max_retry_after: Duration = 900.0
 
     @model_validator(mode="after")
     def _check_delays(self) -> RetryConfig:
@@ -176,13 +195,20 @@ class RetryConfig(_Model):
         return self
 
 
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_SERIES = 20_000
+
+
 class PollConfig(_Model):
     """How often and how patiently the upstream APIs are polled."""
 
-    interval: Duration = 300.0
+    interval: Interval = 300.0
     timeout: Duration = 30.0
     max_staleness: Duration = 3600.0
     retry: RetryConfig = RetryConfig()
+    # Bounds on what one upstream answer may cost (README "Limits").
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=2**31)
+    max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=10_000_000)
 
     _retry_defaults = field_validator("retry", mode="before")(_empty_if_none)
 
@@ -195,7 +221,7 @@ class CollectorConfig(_Model):
     """
 
     enabled: bool = True
-    interval: OptionalDuration = None
+    interval: OptionalInterval = None
 
 
 class MonitorCollectorConfig(CollectorConfig):

@@ -12,8 +12,9 @@ import sys
 import time
 from collections.abc import Iterable
 
+from .redact import REDACTOR
+
 LOGGER_NAME = "citrix_exporter"
-REDACTED = "<redacted>"
 
 # Attributes that every LogRecord has; anything else came from `extra=` and is a field of ours.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -29,22 +30,22 @@ def get_logger(name: str | None = None) -> logging.Logger:
 
 
 class SecretScrubber(logging.Filter):
-    """Replaces every known secret value in a record's final text with a marker."""
+    """Passes every record's final text through the process-wide redactor (`redact.py`).
+
+    Installed on the handler, so a secret or token that reaches a message, an `extra=` field
+    or an exception's text by any route (a library's error, an echoed upstream body) is
+    redacted before anything is written.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        # Very short values would mangle ordinary words; real secrets are long.
-        self._secrets.update(s for s in secrets if s and len(s) >= 6)
+        REDACTOR.add_secrets(secrets)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return REDACTOR.scrub(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.scrub(record.getMessage())
@@ -52,6 +53,8 @@ class SecretScrubber(logging.Filter):
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_ATTRS and isinstance(value, str):
                 setattr(record, key, self.scrub(value))
