@@ -119,6 +119,7 @@ class Exporter:
                 poll.timeout,
                 sleep=self._sleep,
                 clock=self._clock,
+                max_response_bytes=poll.max_response_bytes,
             )
             self.api_clients[customer.customer_id] = api
             for name, _cfg in customer.collectors.enabled():

@@ -1,36 +1,41 @@
 """Authenticated, retried GET requests to one customer's Citrix Cloud APIs.
 
 Every request carries the documented headers, is counted in `citrix_api_requests_total` under a
-fixed logical endpoint name, and is retried on 429/5xx/network errors with capped exponential
-backoff and jitter, honouring `Retry-After`. A 401 invalidates the token and retries once.
+fixed logical endpoint name, and follows the one retry policy (`retry.py`): 429/5xx and network
+errors are retried with capped exponential backoff and jitter, honouring a sane `Retry-After`;
+a 401 invalidates the token and retries once. Answers are untrusted: bodies are read up to
+`poll.max_response_bytes` (after decompression), redirects are refused (the bearer token and
+customer id must reach no other host), and error messages keep only scrubbed human fields.
+
+`send` makes one request and reports what came back; `decide` turns that into a result, a
+retry or an error, one rule per branch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
 from .. import __version__
-from ..config import CustomerConfig, RetryConfig
+from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, RetryConfig
 from ..log import get_logger
 from ..metrics import SelfMetrics
+from .body import ResponseTooLarge, parse_json, read_bounded
+from .detail import MAX_ERROR_BODY_BYTES, error_detail, redirect_host, transaction_id
 from .errors import NotEntitledError, ThrottledError, UpstreamError
+from .retry import RETRYABLE_STATUSES, RetryPolicy
 from .token import TokenManager
 
 log = get_logger("upstream")
 
 Sleep = Callable[[float], Awaitable[None]]
 USER_AGENT = f"citrix-cloud-exporter/{__version__}"
-# Transient answers worth retrying; 501 Not Implemented (e.g. an unsupported $apply) is not.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -42,47 +47,28 @@ class ApiResponse:
     url: str
 
 
-def transaction_id(headers: Mapping[str, str]) -> str | None:
-    """The id Citrix support asks for; the header name differs between services."""
-    return headers.get("Citrix-TransactionId") or headers.get("CC-TransactionId")
+@dataclass(frozen=True)
+class Answer:
+    """What one request brought back, before anything is decided about it."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    url: str
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), if usable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
+@dataclass(frozen=True)
+class Retry:
+    """Ask again after `delay` seconds (or, with `reauthenticate`, at once with a new token)."""
+
+    delay: float
+    reason: str
+    txid: str | None = None
+    reauthenticate: bool = False
 
 
-def error_detail(body: bytes) -> str:
-    """The human part of a Citrix error body (`detail`, or the JSON-in-JSON `error_description`)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    detail = data.get("detail")
-    if detail:
-        return str(detail)
-    description = data.get("error_description")
-    if isinstance(description, str):
-        try:
-            inner = json.loads(description)
-            if isinstance(inner, dict) and inner.get("Message"):
-                return str(inner["Message"])
-        except ValueError:
-            return description
-        return description
-    return str(data.get("error", ""))
+def is_redirect(status: int) -> bool:
+    return 300 <= status < 400
 
 
 class ApiClient:
@@ -99,32 +85,154 @@ class ApiClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._session = session
         self.customer = customer
         self.tokens = tokens
         self.metrics = metrics
-        self._retry = retry
+        self.policy = RetryPolicy(retry, jitter)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
         self._clock = clock
-        self._jitter = jitter
+        self._max_response_bytes = max_response_bytes
         self._throttled_until = 0.0
 
     @property
     def base_url(self) -> str:
         return self.customer.base_url
 
+    @property
+    def throttled_until(self) -> float:
+        """When a long Retry-After ends (0 when none is pending): no request before then."""
+        return self._throttled_until
+
     def backoff(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (1-based): exponential, capped, half jittered."""
-        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
-        return float(ceiling / 2 + self._jitter() * ceiling / 2)
+        """Delay before retry number `attempt` (1-based), by the shared policy."""
+        return self.policy.backoff(attempt)
 
     async def get_json(
         self, endpoint: str, url: str, params: Mapping[str, str] | None = None
     ) -> ApiResponse:
         """GET `url` and return its JSON; raises UpstreamError (or a subclass) on failure."""
-        customer_id = self.customer.customer_id
+        self._check_throttled(endpoint)
+        attempt = 0
+        reauthenticated = False
+        while True:
+            attempt += 1
+            token = await self.tokens.get()
+            try:
+                answer = await self.send(endpoint, url, params, token)
+            except (aiohttp.ClientError, TimeoutError) as err:
+                outcome: ApiResponse | Retry = self._no_response(endpoint, err, attempt)
+            else:
+                outcome = self.decide(endpoint, answer, attempt, reauthenticated)
+            if isinstance(outcome, ApiResponse):
+                return outcome
+            if outcome.reauthenticate:
+                reauthenticated = True
+                attempt -= 1  # the retry after a fresh token is not a failure of the API
+                self.tokens.invalidate(token)
+                self._log_reauthentication(endpoint, outcome)
+                continue
+            self._log_retry(endpoint, outcome)
+            await self._sleep(outcome.delay)
+
+    async def send(
+        self, endpoint: str, url: str, params: Mapping[str, str] | None, token: str
+    ) -> Answer:
+        """One GET, redirects not followed, body bounded; counted under its status."""
+        headers = {
+            "Authorization": f"CwsAuth Bearer={token}",
+            "Citrix-CustomerId": self.customer.customer_id,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "User-Agent": USER_AGENT,
+        }
+        try:
+            async with self._session.get(
+                url,
+                params=params,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read(endpoint, resp)
+                answer = Answer(resp.status, body, resp.headers, str(resp.url))
+        except (aiohttp.ClientError, TimeoutError):
+            self._count(endpoint, "error")
+            raise
+        except ResponseTooLarge as err:
+            self._count(endpoint, str(err.status))
+            raise
+        self._count(endpoint, str(answer.status))
+        return answer
+
+    async def _read(self, endpoint: str, resp: aiohttp.ClientResponse) -> bytes:
+        """A success body up to the configured cap; an error body only as far as its detail."""
+        if resp.status == 200:
+            return await read_bounded(
+                resp, self._max_response_bytes, endpoint, "poll.max_response_bytes"
+            )
+        try:
+            return await read_bounded(resp, MAX_ERROR_BODY_BYTES, endpoint, "error body")
+        except ResponseTooLarge:
+            return b""  # the status alone decides; an oversized error body is not worth more
+
+    def decide(
+        self, endpoint: str, answer: Answer, attempt: int, reauthenticated: bool
+    ) -> ApiResponse | Retry:
+        """The result of `answer`, a Retry, or an UpstreamError raised (one rule per status)."""
+        status = answer.status
+        txid = transaction_id(answer.headers)
+        if status == 200:
+            return ApiResponse(status, parse_json(answer.body, endpoint, status, txid), answer.url)
+        if status == 204:
+            return ApiResponse(status, None, answer.url)
+        if is_redirect(status):
+            where = redirect_host(answer.headers)
+            raise UpstreamError(
+                f"{endpoint}: HTTP {status} redirect to {where} refused", status, txid
+            )
+        if status == 401 and not reauthenticated:
+            return Retry(0.0, f"{endpoint}: HTTP 401", txid, reauthenticate=True)
+        detail = error_detail(answer.body)
+        message = f"{endpoint}: HTTP {status}" + (f" ({detail})" if detail else "")
+        if status in RETRYABLE_STATUSES:
+            return self._retry_or_raise(message, answer, attempt, txid)
+        if status == 404:
+            raise NotEntitledError(message, status, txid)
+        raise UpstreamError(message, status, txid)
+
+    def _retry_or_raise(
+        self, message: str, answer: Answer, attempt: int, txid: str | None
+    ) -> Retry:
+        """A retryable status: wait as asked (within reason) or by backoff, while attempts last."""
+        status = answer.status
+        now = self._clock()
+        retry_after = self.policy.retry_after(answer.headers, now)
+        if retry_after is not None and retry_after > self.policy.max_delay:
+            self._throttled_until = now + retry_after
+            raise ThrottledError(
+                f"{message}; Retry-After {retry_after:.0f}s is longer than this poll waits",
+                status,
+                txid,
+            )
+        if attempt >= self.policy.attempts:
+            error = ThrottledError if status == 429 else UpstreamError
+            raise error(f"{message} after {attempt} attempts", status, txid)
+        delay = retry_after if retry_after is not None else self.policy.backoff(attempt)
+        return Retry(delay, message, txid)
+
+    def _no_response(self, endpoint: str, err: BaseException, attempt: int) -> Retry:
+        """A network error or timeout: retried by backoff while attempts last."""
+        reason = f"{type(err).__name__}: {err}".rstrip(": ")
+        if attempt >= self.policy.attempts:
+            raise UpstreamError(f"{endpoint}: no response: {reason}") from None
+        return Retry(self.policy.backoff(attempt), reason)
+
+    def _check_throttled(self, endpoint: str) -> None:
         now = self._clock()
         if now < self._throttled_until:
             raise ThrottledError(
@@ -132,88 +240,28 @@ class ApiClient:
                 f"{self._throttled_until - now:.0f}s",
                 429,
             )
-        attempt = 0
-        reauthenticated = False
-        while True:
-            attempt += 1
-            token = await self.tokens.get()
-            headers = {
-                "Authorization": f"CwsAuth Bearer={token}",
-                "Citrix-CustomerId": customer_id,
-                "Accept": "application/json",
-                "Accept-Encoding": "gzip",
-                "User-Agent": USER_AGENT,
-            }
-            try:
-                async with self._session.get(
-                    url, params=params, headers=headers, timeout=self._timeout
-                ) as resp:
-                    status = resp.status
-                    body = await resp.read()
-                    txid = transaction_id(resp.headers)
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
-                    final_url = str(resp.url)
-            except (aiohttp.ClientError, TimeoutError) as err:
-                self.metrics.api_requests.labels(customer_id, endpoint, "error").inc()
-                reason = f"{type(err).__name__}: {err}".rstrip(": ")
-                if attempt >= self._retry.attempts:
-                    raise UpstreamError(f"{endpoint}: no response: {reason}") from None
-                delay = self.backoff(attempt)
-                self._log_retry(endpoint, reason, None, delay)
-                await self._sleep(delay)
-                continue
 
-            self.metrics.api_requests.labels(customer_id, endpoint, str(status)).inc()
-            if status == 200:
-                try:
-                    return ApiResponse(status, json.loads(body), final_url)
-                except ValueError:
-                    raise UpstreamError(f"{endpoint}: response is not JSON", status, txid) from None
-            if status == 204:
-                return ApiResponse(status, None, final_url)
-            detail = error_detail(body)
-            if status == 401 and not reauthenticated:
-                reauthenticated = True
-                attempt -= 1  # the retry after a fresh token is not a failure of the API
-                self.tokens.invalidate(token)
-                log.info(
-                    "401 from Citrix Cloud; fetching a new token and retrying once",
-                    extra={"customer_id": customer_id, "endpoint": endpoint, "txid": txid},
-                )
-                continue
-            if status in RETRYABLE_STATUSES:
-                message = f"{endpoint}: HTTP {status}" + (f" ({detail})" if detail else "")
-                if (
-                    status == 429
-                    and retry_after is not None
-                    and retry_after > self._retry.max_delay
-                ):
-                    self._throttled_until = self._clock() + retry_after
-                    raise ThrottledError(
-                        f"{message}; Retry-After {retry_after:.0f}s is longer than this poll waits",
-                        status,
-                        txid,
-                    )
-                if attempt >= self._retry.attempts:
-                    error = ThrottledError if status == 429 else UpstreamError
-                    raise error(f"{message} after {attempt} attempts", status, txid)
-                delay = retry_after if retry_after is not None else self.backoff(attempt)
-                self._log_retry(endpoint, message, txid, delay)
-                await self._sleep(delay)
-                continue
-            message = f"{endpoint}: HTTP {status}" + (f" ({detail})" if detail else "")
-            if status == 404:
-                raise NotEntitledError(message, status, txid)
-            raise UpstreamError(message, status, txid)
+    def _count(self, endpoint: str, code: str) -> None:
+        self.metrics.api_requests.labels(self.customer.customer_id, endpoint, code).inc()
 
-    def _log_retry(self, endpoint: str, reason: str, txid: str | None, delay: float) -> None:
+    def _log_reauthentication(self, endpoint: str, outcome: Retry) -> None:
+        log.info(
+            "401 from Citrix Cloud; fetching a new token and retrying once",
+            extra={
+                "customer_id": self.customer.customer_id,
+                "endpoint": endpoint,
+                "txid": outcome.txid or "",
+            },
+        )
+
+    def _log_retry(self, endpoint: str, outcome: Retry) -> None:
         log.info(
             "upstream request failed; retrying",
             extra={
                 "customer_id": self.customer.customer_id,
                 "endpoint": endpoint,
-                "reason": reason,
-                "txid": txid or "",
-                "retry_in_seconds": round(delay, 2),
+                "reason": outcome.reason,
+                "txid": outcome.txid or "",
+                "retry_in_seconds": round(outcome.delay, 2),
             },
         )

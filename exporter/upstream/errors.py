@@ -1,6 +1,13 @@
-"""Errors raised by the upstream layer; their messages are safe to show (no secrets)."""
+"""Errors raised by the upstream layer; their messages are safe to show (no secrets).
+
+Messages are built only from our own words and the bounded, scrubbed fields of `detail.py`;
+the redactor runs once more here so a secret cannot reach a page or a log even by a route
+nobody thought of.
+"""
 
 from __future__ import annotations
+
+from ..redact import scrub
 
 
 class UpstreamError(Exception):
@@ -11,7 +18,7 @@ class UpstreamError(Exception):
     ) -> None:
         if transaction_id:
             message = f"{message} (transaction id {transaction_id})"
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.status = status
         self.transaction_id = transaction_id
 
@@ -25,4 +32,4 @@ class NotEntitledError(UpstreamError):
 
 
 class ThrottledError(UpstreamError):
-    """429 and the upstream asked us to wait longer than we wait inside one poll."""
+    """429 (or 503) and the upstream asked us to wait longer than we wait inside one poll."""

@@ -1,0 +1,88 @@
+"""Reading an upstream body safely: bounded in size after decompression, bounded in nesting.
+
+aiohttp inflates gzip on the fly, so a 1 MB answer can grow to gigabytes: the cap counts the
+bytes we actually receive from the decompressor, chunk by chunk, and an answer over it is
+abandoned with its connection dropped (never returned to the pool half read). JSON deeper
+than any Citrix model is refused before parsing, and the parser's own recursion limit is
+caught, so a body of 100,000 `[` is a clean error rather than a RecursionError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aiohttp
+
+from .errors import UpstreamError
+
+# Reads of this size keep the memory of one read small whatever the compression ratio.
+CHUNK_BYTES = 64 * 1024
+# The documented models nest a handful of levels; OData rows a few more with $expand.
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS_ONLY = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class ResponseTooLarge(UpstreamError):
+    """The body grew past the configured cap (counted after decompression)."""
+
+
+def describe_bytes(count: int) -> str:
+    """`count` in the unit a human configured it in (KiB or MiB when exact)."""
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count} bytes"
+
+
+async def read_bounded(
+    resp: aiohttp.ClientResponse, limit: int, what: str, limit_name: str
+) -> bytes:
+    """The whole body of `resp`, or ResponseTooLarge once more than `limit` bytes arrived.
+
+    Over the cap the connection is closed, so the rest of the answer is never read;
+    `limit_name` (the setting or constant) goes into the message so the cap can be found.
+    """
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+        if len(body) + len(chunk) > limit:
+            resp.close()
+            raise ResponseTooLarge(
+                f"{what}: response larger than {describe_bytes(limit)} ({limit_name}); "
+                "connection dropped",
+                resp.status,
+            )
+        body += chunk
+    return bytes(body)
+
+
+def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if the JSON text `body` nests containers more than `limit` deep.
+
+    Cheap: strings are cut out and the brackets left are paired off innermost first, one
+    level per pass, all in C; a normal answer needs as many passes as it has levels.
+    """
+    brackets = _JSON_STRING.sub(b"", body).translate(_BRACKETS_ONLY, _NOT_BRACKETS)
+    for _ in range(limit):
+        paired = brackets.replace(b"()", b"")
+        if paired == brackets:
+            return False  # empty, or unbalanced: the parser reports that
+        brackets = paired
+    return bool(brackets) and brackets.replace(b"()", b"") != brackets
+
+
+def parse_json(body: bytes, what: str, status: int | None = None, txid: str | None = None) -> Any:
+    """`body` parsed as JSON; UpstreamError if it is not JSON or nests too deeply."""
+    nested = f"{what}: response is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+    if too_deep(body):
+        raise UpstreamError(nested, status, txid)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise UpstreamError(nested, status, txid) from None
+    except ValueError:
+        raise UpstreamError(f"{what}: response is not JSON", status, txid) from None
