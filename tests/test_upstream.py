@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
 from prometheus_client import generate_latest
 
 from exporter.simulator.state import SimulatorState
+from exporter.upstream.errors import TokenError
 from tests.helpers import SEED_CUSTOMER, SEED_SECRET, make_config, value
 
 TOKEN_PATH = "/tokens/clients"
@@ -175,3 +177,55 @@ async def test_secret_and_token_never_logged(
     )
     for secret in (SEED_SECRET, "Wr0ng-Secret-XYZ", *tokens):
         assert secret not in everything
+
+
+async def test_token_failures_back_off_doubling_up_to_max_delay(
+    base_url, exporter_factory, sim_state: SimulatorState
+):
+    config = make_config(
+        base_url,
+        [{"customer_id": SEED_CUSTOMER, "client_id": "seed-client", "client_secret": "wrong-one"}],
+        retry={"base_delay": 1, "max_delay": 8},
+    )
+    clock = Clock()
+    exporter = await exporter_factory(config, clock=clock)
+    tokens = exporter.api_clients[SEED_CUSTOMER].tokens
+    waits = []
+    for failures in range(1, 7):
+        with pytest.raises(TokenError, match="invalid_client"):
+            await tokens.get()
+        assert sim_state.count(TOKEN_PATH) == failures
+        waits.append(tokens.next_attempt_at - clock.now)
+        clock.now = tokens.next_attempt_at - 0.001  # inside the wait: no request
+        with pytest.raises(TokenError, match="next token request in 0s"):
+            await tokens.get()
+        assert sim_state.count(TOKEN_PATH) == failures
+        clock.now = tokens.next_attempt_at
+    assert waits == [1, 2, 4, 8, 8, 8]
+
+
+async def test_current_token_is_kept_while_its_refresh_fails(
+    base_url, exporter_factory, sim_state: SimulatorState
+):
+    sim_state.faults.token_lifetime = 1000  # refresh from 800 s, expiry at 1000 s
+    clock = Clock()
+    start = clock.now
+    exporter = await exporter_factory(make_config(base_url), clock=clock)
+    tokens = exporter.api_clients[SEED_CUSTOMER].tokens
+    first = await tokens.get()
+    sim_state.faults.token_error_next = 100
+    clock.now = start + 850  # inside the refresh margin: a refresh is tried and fails
+    assert await tokens.get() == first
+    assert sim_state.count(TOKEN_PATH) == 2
+    clock.now = start + 850.5  # inside the 1 s backoff: the old token, no request
+    assert await tokens.get() == first
+    assert sim_state.count(TOKEN_PATH) == 2
+    clock.now = start + 999  # later refreshes fail too; the old token works until expiry
+    assert await tokens.get() == first
+    assert sim_state.count(TOKEN_PATH) == 3
+    clock.now = start + 1000  # expired: no token to fall back on
+    with pytest.raises(TokenError):
+        await tokens.get()
+    sim_state.faults.token_error_next = 0
+    clock.now = tokens.next_attempt_at
+    assert await tokens.get() != first
