@@ -108,10 +108,6 @@ class ApiClient:
         """When a long Retry-After ends (0 when none is pending): no request before then."""
         return self._throttled_until
 
-    def backoff(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (1-based), by the shared policy."""
-        return self.policy.backoff(attempt)
-
     async def get_json(
         self, endpoint: str, url: str, params: Mapping[str, str] | None = None
     ) -> ApiResponse:
