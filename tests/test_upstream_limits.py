@@ -784,3 +784,44 @@ async def test_next_link_from_https_to_http_is_not_followed(
     assert recorder.requests == []
     assert hostile.count(ODATA_SUFFIX, BAD) == 1
     await assert_reachable(plain + CURRENT_SUFFIX, recorder, trust_env=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [("120", 120.0), ("inf", 900.0), (http_date(NOW + 60), 60.0), ("nan", 1.0), ("-1", 1.0)],
+)
+async def test_token_endpoint_retry_after_follows_the_same_policy(
+    hostile: HostileUpstream, hostile_url: str, retry_after: str, wait: float
+):
+    hostile.on(
+        BAD,
+        TOKEN_SUFFIX,
+        lambda _: web.json_response(
+            {"error": "temporarily_unavailable"}, status=429, headers={"Retry-After": retry_after}
+        ),
+    )
+    async with open_client(hostile_url) as client:
+        with pytest.raises(UpstreamError, match="HTTP 429 \\(temporarily_unavailable\\)"):
+            await client.tokens.get()
+        assert client.tokens.next_attempt_at == NOW + wait  # unusable: the 1 s backoff
+
+
+async def test_transaction_id_header_is_bounded_and_scrubbed(
+    hostile: HostileUpstream, hostile_url: str
+):
+    def echo_token_as_txid(request: web.Request) -> web.Response:
+        token = request.headers["Authorization"].split("=", 1)[1]
+        return web.json_response(
+            {"detail": "Access denied"},
+            status=403,
+            headers={"Citrix-TransactionId": f"{token} " + "x" * 5000},
+        )
+
+    hostile.on(BAD, CURRENT_SUFFIX, echo_token_as_txid)
+    async with open_client(hostile_url) as client:
+        with pytest.raises(UpstreamError) as raised:
+            await client.get_json("licensing_current", current_url(client))
+    assert str(raised.value).startswith(
+        "licensing_current: HTTP 403 (Access denied) (transaction id <redacted> xxx"
+    )
+    assert len(str(raised.value)) < 150
