@@ -12,7 +12,8 @@ answering. So this server:
   takes the place of the oldest idle one, so a pile of idle connections cannot lock Prometheus
   out; only when every connection is busy is the newcomer answered 503 and closed;
 * raises the soft RLIMIT_NOFILE to the hard limit (`raise_fd_limit`) and derives the cap from it
-  (`connection_cap`), leaving room for the upstream sockets;
+  (`connection_cap`), leaving room for the upstream sockets; should descriptors run out anyway,
+  failing accepts are logged once a minute (`AcceptErrorLog`), not a traceback each;
 * treats a malformed request (a bad request line, a huge header, too many headers) as the
   client's problem: aiohttp answers 400, and it is logged at DEBUG without a traceback instead of
   at ERROR with one.
@@ -21,9 +22,12 @@ answering. So this server:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import resource
+import struct
 import sys
+import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +40,11 @@ from .log import get_logger, shown_error
 log = get_logger("web")
 
 IDLE_TIMEOUT_SECONDS = 5.0
-LISTEN_BACKLOG = 128
+# asyncio accepts up to a backlog of connections per loop turn, and a connection over the cap
+# holds its descriptor for about three more turns before it is closed: under a flood, four
+# backlogs' worth are open beyond the cap.
+LISTEN_BACKLOG = 64
+ACCEPT_IN_FLIGHT = 4 * LISTEN_BACKLOG
 # File descriptors kept for everything but client connections: upstream sockets (up to 16 per
 # customer at once), the listening sockets, files, the event loop's own.
 FD_RESERVE = 256
@@ -69,12 +77,50 @@ def raise_fd_limit() -> int:
 
 
 def connection_cap(fd_limit: int) -> int:
-    """Most client connections to keep open under `fd_limit` open files.
+    """Most client connections to keep open under `fd_limit` open files, keeping free
+    `FD_RESERVE` and the descriptors of connections accepted but not yet closed."""
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, fd_limit - FD_RESERVE - ACCEPT_IN_FLIGHT))
 
-    Accepting takes up to a backlog's worth of descriptors before any connection is looked at,
-    so the backlog is kept free as well as `FD_RESERVE`.
+
+class AcceptErrorLog:
+    """Event-loop exception handler that reports failing accepts once a minute.
+
+    When descriptors run out anyway, asyncio reports every failed accept (up to a backlog of
+    them per loop turn, each with a traceback) and, if the server closes meanwhile, every
+    retry: megabytes of log a second. One line a minute with a count says the same.
+    Everything else goes to the previous handler.
     """
-    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, fd_limit - FD_RESERVE - LISTEN_BACKLOG))
+
+    def __init__(
+        self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None
+    ) -> None:
+        self._previous = previous
+        self.failures = 0
+        self._reported = 0
+        self._reported_at = -SHEDDING_LOG_INTERVAL_SECONDS
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", ""))
+        if not (
+            message.startswith("socket.accept() out of system resource")
+            or "_start_serving" in repr(context.get("handle"))
+        ):
+            if self._previous is not None:
+                self._previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        self.failures += 1
+        now = loop.time()
+        if now - self._reported_at >= SHEDDING_LOG_INTERVAL_SECONDS:
+            log.error(
+                "cannot accept connections (out of file descriptors or memory?)",
+                extra={
+                    "error": shown_error(str(context.get("exception", message))),
+                    "failures": self.failures - self._reported,
+                },
+            )
+            self._reported, self._reported_at = self.failures, now
 
 
 class ClientErrorsAtDebug(logging.LoggerAdapter[logging.Logger]):
@@ -207,8 +253,28 @@ class GuardedServer(web.Server):
 
 
 def _unsent(handler: RequestHandler) -> int:
+    """Response bytes not yet taken by the client: in our buffer and in the kernel's.
+
+    The kernel's share counts: it holds megabytes, so a client reading slowly but steadily can
+    leave our own buffer unchanged for seconds while its socket queue shrinks.
+    """
     transport = handler.transport
-    return transport.get_write_buffer_size() if transport is not None else 0
+    if transport is None:
+        return 0
+    return transport.get_write_buffer_size() + _kernel_unsent(transport)
+
+
+def _kernel_unsent(transport: asyncio.BaseTransport) -> int:
+    """Bytes in the socket's send queue (Linux `TIOCOUTQ`); 0 where the platform cannot tell."""
+    sock = transport.get_extra_info("socket")
+    request = getattr(termios, "TIOCOUTQ", None)
+    if sock is None or request is None:
+        return 0
+    try:
+        queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0]
+    except OSError:
+        return 0
+    return queued
 
 
 def _idle(handler: RequestHandler, conn: _Connection) -> bool:
@@ -268,6 +334,9 @@ async def start_server(
     Stop it with `await runner.cleanup()`; `runner.addresses` has the bound address (port 0
     picks a free one).
     """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
+        loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
     runner = GuardedRunner(
         app,
         max_connections=max_connections,

@@ -23,12 +23,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.server import GuardedRunner, connection_cap, start_server
+from exporter.server import AcceptErrorLog, GuardedRunner, connection_cap, start_server
 from tests.e2e import free_port, http_ok, wait_until
 from tests.logcapture import real_log_output
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+BIG_RESPONSE_BYTES = 6 * 2**20  # more than the loopback socket buffers below hold
 
 
 async def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
@@ -69,9 +70,13 @@ def hello_app(gate: asyncio.Event | None = None) -> web.Application:
         await gate.wait()
         return web.Response(text="slow\n")
 
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=b"x" * BIG_RESPONSE_BYTES)
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/big", big)
     return app
 
 
@@ -143,10 +148,70 @@ async def test_idle_connections_are_closed_after_the_idle_timeout(serve, sent):
     writer.close()
 
 
+async def small_window_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with a small receive buffer, so that the kernel holds little of a response."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2**16)
+    sock.connect((LOOPBACK, port))
+    return await asyncio.open_connection(sock=sock, limit=2**16)
+
+
+async def test_a_client_that_stops_reading_is_cut_off_after_the_idle_timeout(serve):
+    runner = await serve(hello_app(), max_connections=10, idle_timeout=0.2)
+    server = runner.guarded_server
+    reader, writer = await small_window_connection(port_of(runner))
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    await wait_for(lambda: server.requests_count == 1)
+    await wait_for(lambda: server.open_connections == 0)  # not waiting for it forever
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(reader.read(2**20), 10):
+            received += len(chunk)
+    assert 0 < received < BIG_RESPONSE_BYTES
+    writer.close()
+
+
+async def test_a_slow_reader_that_keeps_reading_gets_the_whole_response(serve):
+    """A client reading slowly but steadily is not idle, though our own buffer may not shrink
+    for a while: the kernel's socket queue absorbs its reads (hence a small receive buffer and a
+    slow read rate here, which an exporter that looked only at its own buffer would cut off)."""
+    idle_timeout = 0.25
+    runner = await serve(hello_app(), max_connections=10, idle_timeout=idle_timeout)
+    reader, writer = await small_window_connection(port_of(runner))
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    started, received = time.monotonic(), 0
+    while chunk := await asyncio.wait_for(reader.read(2**16), 10):
+        received += len(chunk)
+        await asyncio.sleep(0.03)
+    assert received > BIG_RESPONSE_BYTES
+    assert time.monotonic() - started > 4 * idle_timeout  # so it did outlast the timeout
+    writer.close()
+
+
 def test_connection_cap_leaves_room_for_upstream_sockets_and_the_backlog():
-    assert connection_cap(1024) == 640
+    assert connection_cap(1024) == 512
     assert connection_cap(8192) == 4096  # memory caps it before descriptors do
     assert connection_cap(256) == 16  # a floor, so the exporter still serves at all
+
+
+async def test_failing_accepts_are_logged_once_not_once_each():
+    loop = asyncio.get_running_loop()
+    passed_on: list[dict[str, object]] = []
+    handler = AcceptErrorLog(lambda _, context: passed_on.append(context))
+    with real_log_output("json") as (log, _):
+        for _ in range(300):
+            handler(
+                loop,
+                {
+                    "message": "socket.accept() out of system resource",
+                    "exception": OSError(24, "Too many open files"),
+                },
+            )
+        handler(loop, {"message": "something else"})
+        logged = log.getvalue()
+    assert len(logged.splitlines()) == 1 and '"failures": 1' in logged, logged
+    assert handler.failures == 300
+    assert passed_on == [{"message": "something else"}]
 
 
 def test_the_soft_open_files_limit_is_raised_to_the_hard_limit():
@@ -199,8 +264,8 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def test_many_idle_connections_against_a_low_fd_limit(tmp_path: Path):
-    """256 descriptors and 400 idle connections: without the cap, accepting fails in a loop."""
-    proc, port, stderr_path = await start_demo(tmp_path, preexec_fn=limit_open_files(256))
+    """640 descriptors and 400 idle connections at once: without the cap, accepting fails."""
+    proc, port, stderr_path = await start_demo(tmp_path, preexec_fn=limit_open_files(640))
     try:
         before = stderr_path.stat().st_size
         idle = await asyncio.gather(*(asyncio.open_connection(LOOPBACK, port) for _ in range(400)))
@@ -213,7 +278,7 @@ async def test_many_idle_connections_against_a_low_fd_limit(tmp_path: Path):
     finally:
         await stop(proc)
     output = stderr_path.read_text()
-    assert "max_connections=16" in output
+    assert f"max_connections={connection_cap(640)}" in output
     assert written < 2000, output[-3000:]
     assert "level=error" not in output and "Traceback" not in output, output[-3000:]
 
