@@ -77,7 +77,7 @@ class SecretScrubber(logging.Filter):
         if record.stack_info:
             record.stack_info = self.scrub(record.stack_info)
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and not _plain(value):
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and not _plain(value):
                 # Any other value (an exception, a dict, bytes) is written as its str():
                 # scrub that text, the form it will be written in.
                 setattr(record, key, self.scrub(str(value)))
