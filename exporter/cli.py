@@ -13,13 +13,14 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
 from prometheus_client import generate_latest
 
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .log import SecretScrubber, get_logger, setup_logging
+from .redact import scrub
 from .runtime import Exporter
+from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
 
@@ -95,12 +96,13 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 
 
 async def poll_once(config: Config) -> tuple[bool, bytes]:
+    """Poll every collector once; the exposition as printed, scrubbed like every outward text."""
     async with Exporter(config, process_metrics=False) as exporter:
         ok = await exporter.poller.run_all_once()
         if not exporter.poller.jobs and config.customers:  # an empty shard has nothing to do
             ok = False
             log.error("no collector is enabled")
-        return ok, generate_latest(exporter.registry)
+        return ok, scrub(generate_latest(exporter.registry).decode()).encode()
 
 
 async def serve(config: Config, listen_address: str, telemetry_path: str) -> int:
@@ -110,17 +112,22 @@ async def serve(config: Config, listen_address: str, telemetry_path: str) -> int
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    max_connections = connection_cap(raise_fd_limit())
     async with Exporter(config) as exporter:
-        runner = web.AppRunner(
-            create_web_app(exporter, telemetry_path),
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_GRACE_SECONDS / 2,
-        )
-        await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            app = create_web_app(exporter, telemetry_path)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            runner = await start_server(
+                app,
+                host,
+                port,
+                max_connections=max_connections,
+                shutdown_timeout=SHUTDOWN_GRACE_SECONDS / 2,
+            )
         except OSError as err:
-            await runner.cleanup()
             log.error("cannot listen", extra={"address": listen_address, "error": str(err)})
             return EXIT_FAILURE
         log.info(
@@ -129,6 +136,7 @@ async def serve(config: Config, listen_address: str, telemetry_path: str) -> int
                 "address": listen_address,
                 "url": f"http://{host or 'localhost'}:{port}{telemetry_path}",
                 "customers": len(config.customers),
+                "max_connections": max_connections,
                 "version": __version__,
             },
         )

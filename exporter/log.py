@@ -1,7 +1,9 @@
 """Logging setup: logfmt or JSON lines, with secrets scrubbed from every record.
 
 Secrets are scrubbed in a filter on the handler (not only at call sites) so a secret that sneaks
-into an exception message from a library is still never written out.
+into an exception message from a library is still never written out. The other ways Python
+writes to stderr on its own (an uncaught exception's traceback, a warning) are routed through
+the same handler, so nothing reaches stderr unscrubbed.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from types import TracebackType
 
 from .redact import REDACTOR
 
 LOGGER_NAME = "citrix_exporter"
+# Longest error text shown on the landing page or attached to a log record about a client's
+# request: enough for a Citrix error message, too little for a whole echoed request.
+MAX_ERROR_CHARS = 300
 
 # Attributes that every LogRecord has; anything else came from `extra=` and is a field of ours.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -27,6 +34,15 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 def get_logger(name: str | None = None) -> logging.Logger:
     """Return the exporter's logger or one of its children."""
     return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
+
+
+def shown_error(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Error text as shown outside the process: scrubbed, then cut to `limit` characters.
+
+    Scrubbed first: a cut made first could split a secret so that it no longer matches.
+    """
+    text = REDACTOR.scrub(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SecretScrubber(logging.Filter):
@@ -48,17 +64,29 @@ class SecretScrubber(logging.Filter):
         return REDACTOR.scrub(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = self.scrub(record.getMessage())
-        record.msg, record.args = message, None
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: keep both, scrubbed below
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self.scrub(message), None
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         elif record.exc_text:
             record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and not _plain(value):
+                # Any other value (an exception, a dict, bytes) is written as its str():
+                # scrub that text, the form it will be written in.
+                setattr(record, key, self.scrub(str(value)))
         return True
+
+
+def _plain(value: object) -> bool:
+    """A value written as it is, with nothing in it to scrub (a number, a flag, nothing)."""
+    return value is None or isinstance(value, (bool, int, float))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -109,4 +137,27 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> SecretScrubber:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     get_logger().setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings go through the handler, not straight to stderr
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     return scrubber
+
+
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    """An uncaught exception's traceback goes through the (scrubbing) handler, not raw to
+    stderr: its message may hold whatever text the failing code was given."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    get_logger().critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        get_logger().critical(
+            "uncaught exception in a thread",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            extra={"in_thread": args.thread.name if args.thread else ""},
+        )

@@ -1,4 +1,8 @@
-"""The exporter's HTTP endpoints: /metrics, /healthz, /readyz and a landing page."""
+"""The exporter's HTTP endpoints: /metrics, /healthz, /readyz and a landing page.
+
+Every text the landing page shows passes through the redactor (`log.shown_error`): a job's last
+error can quote an upstream answer, and an upstream answer can quote our secret or token.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import html
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
 from .durations import format_duration
+from .log import shown_error
 from .poller import Poller
 from .runtime import Exporter
 
@@ -29,7 +35,7 @@ def landing_page(poller: Poller, telemetry_path: str) -> str:
         rows.append(
             "<tr>"
             + "".join(
-                f"<td>{html.escape(str(cell))}</td>"
+                f"<td>{html.escape(shown_error(str(cell)))}</td>"
                 for cell in (
                     job.customer_id,
                     job.name,
@@ -59,8 +65,34 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 """
 
 
+RESERVED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def check_telemetry_path(path: str) -> str:
+    """`path` if the metrics endpoint can be served there; ValueError (for the operator) if not.
+
+    The path is matched literally: `{` and `}` have no special meaning (see `_literal_get`).
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"telemetry path {path!r} must start with '/'")
+    if path in RESERVED_PATHS:
+        raise ValueError(f"telemetry path {path!r} is taken by the exporter's own endpoint")
+    if any(c.isspace() or not c.isprintable() or c in "?#" for c in path):
+        raise ValueError(f"telemetry path {path!r} may not contain spaces, controls, '?' or '#'")
+    return path
+
+
+def _literal_get(app: web.Application, path: str, handler: Handler) -> None:
+    """Route GET `path` as the literal string: `add_get` would read `{name}` as a variable."""
+    resource = web.PlainResource(path)
+    resource.add_route("GET", handler)
+    resource.add_route("HEAD", handler)  # as add_get does
+    app.router.register_resource(resource)
+
+
 def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
     """The aiohttp application; /metrics renders the snapshot and never calls upstream."""
+    check_telemetry_path(telemetry_path)
     metrics_handler = make_aiohttp_handler(exporter.registry)
     poller = exporter.poller
 
@@ -76,7 +108,7 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
         return web.Response(text=landing_page(poller, telemetry_path), content_type="text/html")
 
     app = web.Application()
-    app.router.add_get(telemetry_path, metrics_handler)
+    _literal_get(app, telemetry_path, metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if telemetry_path != "/":

@@ -16,6 +16,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from exporter.server import MAX_CONNECTIONS, connection_cap
 from tests.helpers import require_binary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +79,8 @@ def test_unit_hardening() -> None:
     assert argv[0].startswith("/") and argv[0].endswith("/citrix-cloud-exporter")
     assert f"--config.file={INSTALLED_CONFIG}" in argv
     assert unit_settings()["Install"]["WantedBy"] == ["multi-user.target"]
+    # Enough descriptors for the full connection cap and the upstream sockets beside it.
+    assert connection_cap(int(one("LimitNOFILE"))) == MAX_CONNECTIONS
 
 
 def installed_console_script(tmp_path: Path) -> str:

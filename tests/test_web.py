@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 
+from exporter.log import MAX_ERROR_CHARS
 from exporter.simulator.state import LicenseScenario, SimCustomer, SimulatorState
 from exporter.web import create_web_app
 from tests.helpers import SEED_CUSTOMER, SEED_SECRET, make_config, value
@@ -94,3 +96,30 @@ async def test_failure_sets_up_zero_keeps_values_then_drops_them_after_max_stale
     assert (
         value(text, "citrix_last_success_timestamp_seconds", customer_id=SEED_CUSTOMER) == clock.now
     )
+
+
+async def test_telemetry_path_is_matched_literally(base_url, exporter_factory, aiohttp_client):
+    exporter = await exporter_factory(make_config(base_url))
+    client = await aiohttp_client(create_web_app(exporter, "/metrics/{job}"))
+    resp = await client.get("/metrics/%7Bjob%7D")
+    assert resp.status == 200 and "citrix_exporter_build_info" in await resp.text()
+    assert (await client.get("/metrics/anything")).status == 404  # not a route variable
+    assert (await client.head("/metrics/%7Bjob%7D")).status == 200
+
+
+async def test_telemetry_path_that_cannot_be_served_is_refused(base_url, exporter_factory):
+    exporter = await exporter_factory(make_config(base_url))
+    for path in ("metrics", "/healthz", "/readyz", "/met rics", "/metrics?x=1", "/a#b"):
+        with pytest.raises(ValueError, match="telemetry path"):
+            create_web_app(exporter, path)
+
+
+async def test_landing_page_errors_are_scrubbed_and_cut(base_url, exporter_factory, aiohttp_client):
+    exporter = await exporter_factory(make_config(base_url))
+    job = exporter.poller.jobs[0]
+    job.status.last_ok = False
+    job.status.last_error = f"HTTP 400 (echo: client_secret={SEED_SECRET} " + "x" * 1000 + ")"
+    page = await (await aiohttp_client(create_web_app(exporter))).get("/")
+    text = await page.text()
+    assert SEED_SECRET not in text and "client_secret=&lt;redacted&gt;" in text
+    assert "x" * (MAX_ERROR_CHARS - 60) + "…</td>" in text and "x" * MAX_ERROR_CHARS not in text
