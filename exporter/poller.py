@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as RegistryCollector
 
-from .collector.base import Collector
+from .collector.base import Collector, SeriesLimitError
 from .config import DEFAULT_MAX_SERIES
 from .log import get_logger
 from .redact import scrub
@@ -34,7 +34,7 @@ ERROR_TEXT_LIMIT = 300  # PollStatus.last_error is shown on the landing page
 
 
 class ResultRejectedError(UpstreamError):
-    """A poll's result is not published: too many series, or it cannot be rendered."""
+    """A poll's result is not published: it cannot be rendered as exposition text."""
 
 
 class _Families(RegistryCollector):
@@ -48,14 +48,11 @@ class _Families(RegistryCollector):
 
 
 def check_result(families: list[Metric], max_series: int) -> None:
-    """Raise ResultRejectedError unless `families` has at most `max_series` series and
-    renders as exposition text."""
+    """Raise SeriesLimitError if `families` has more than `max_series` series, and
+    ResultRejectedError if it does not render as exposition text."""
     series = sum(len(family.samples) for family in families)
     if series > max_series:
-        raise ResultRejectedError(
-            f"result has {series:,} series, more than poll.max_series ({max_series:,}); "
-            "not published (raise poll.max_series if this tenant really is that large)"
-        )
+        raise SeriesLimitError(series, max_series)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     try:

@@ -130,7 +130,11 @@ class Exporter:
                     )
                     continue
                 ctx = CollectorContext(
-                    customer, api, DataIssues(self.metrics, customer.customer_id, name), self._clock
+                    customer,
+                    api,
+                    DataIssues(self.metrics, customer.customer_id, name),
+                    self._clock,
+                    poll.max_series,
                 )
                 self.poller.jobs.append(
                     PollJob(

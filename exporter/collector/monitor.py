@@ -27,7 +27,7 @@ from ..config import MonitorCollectorConfig
 from ..log import get_logger
 from ..upstream.errors import UpstreamError
 from ..upstream.odata import Row, iter_pages
-from .base import Collector, CollectorContext, GaugeSet
+from .base import Collector, CollectorContext, GaugeSet, SeriesLimitError
 from .fields import Fields, check_count
 from .monitor_enums import (
     CONNECTION_STATE,
@@ -54,6 +54,12 @@ ENDPOINTS = {
     "ConnectionFailureLogs": "monitor_connection_failure_logs",
 }
 UNKNOWN_GROUP_REFRESH_SECONDS = 60.0
+# The zero-filled series of one active delivery group: sessions by state, machines by
+# registration state, in maintenance, faulted by fault state, by power state, and the info.
+SERIES_PER_GROUP = (
+    len(CONNECTION_STATE) + len(REGISTRATION_STATE) + 1 + len(FAULTED_STATES)
+    + len(POWER_STATE) + 1
+)  # fmt: skip
 
 
 def odata_datetime(timestamp: float) -> str:
@@ -201,6 +207,9 @@ class MonitorCollector(Collector):
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
         self._live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
+        if (series := len(self._live) * SERIES_PER_GROUP) > self.ctx.max_series:
+            # Checked before building them: 10,000 groups would be 320,000 samples in memory.
+            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(self._live):,} groups)")
         return [
             *self._session_families(sessions),
             *self._machine_families(machines),
