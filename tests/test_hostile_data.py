@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.cli import poll_once
 from exporter.collector.base import Collector
 from exporter.collector.fields import LABEL_LIMIT
 from exporter.config import Config
@@ -166,6 +167,18 @@ async def test_lone_surrogate_in_product_name_is_repaired(
     assert issue(text, "repaired_label") == 1
     good_customer_intact(text)
     check_exposition(text)
+
+
+async def test_once_prints_metrics_for_a_lone_surrogate(aiohttp_server):
+    hostile = HostileUpstream()
+    current = {**good_current("bad1"), "productName": "\udfff"}
+    hostile.on("bad1", CURRENT_SUFFIX, json_answer(current))
+    server = await aiohttp_server(hostile.app())
+    ok, body = await poll_once(config(str(server.make_url("")).rstrip("/")))
+    assert ok
+    text = body.decode("utf-8")
+    assert value(text, "citrix_licenses_used", customer_id="bad1", product="\ufffd") == 3
+    good_customer_intact(text)
 
 
 async def test_lone_surrogate_in_a_delivery_group_name_is_repaired(
