@@ -14,6 +14,8 @@ from .log import get_logger
 
 log = get_logger("data")
 
+DETAIL_LIMIT = 200  # an odd value is quoted in the log, never a megabyte of it
+
 
 class SelfMetrics:
     """Counters and gauges the runtime updates while it talks to Citrix Cloud."""
@@ -86,6 +88,6 @@ class DataIssues:
                     "collector": self._collector,
                     "issue": issue,
                     "field": field,
-                    "detail": detail,
+                    "detail": detail[:DETAIL_LIMIT],
                 },
             )

@@ -2,6 +2,11 @@
 
 Scrapes never trigger polls: each job is one asyncio task that polls, publishes to the
 snapshot store, and sleeps until its next slot. A job's failure touches only its own status.
+
+A result is checked before it is published, because everything published is rendered by every
+scrape: a result with more than `max_series` series (a tenant with 10,000 delivery groups) or
+one that cannot be rendered as exposition text fails its own poll (`citrix_up` 0, reason in
+the log) instead of bloating or breaking /metrics for every customer.
 """
 
 from __future__ import annotations
@@ -11,17 +16,57 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as RegistryCollector
 
-from .collector.base import Collector
+from .collector.base import Collector, SeriesLimitError
+from .config import DEFAULT_MAX_SERIES
 from .log import get_logger
+from .redact import scrub
 from .snapshot import SnapshotStore
 from .upstream.errors import NotEntitledError, UpstreamError
 
 log = get_logger("poller")
 
 STATUS_HELP = "Updated after every poll of the collector, which runs every collector interval."
+ERROR_TEXT_LIMIT = 300  # PollStatus.last_error is shown on the landing page
+
+
+class ResultRejectedError(UpstreamError):
+    """A poll's result is not published: it cannot be rendered as exposition text."""
+
+
+class _Families(RegistryCollector):
+    """A throwaway registry collector that yields one result's families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def check_result(families: list[Metric], max_series: int) -> None:
+    """Raise SeriesLimitError if `families` has more than `max_series` series, and
+    ResultRejectedError if it does not render as exposition text."""
+    series = sum(len(family.samples) for family in families)
+    if series > max_series:
+        raise SeriesLimitError(series, max_series)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    try:
+        generate_latest(registry)
+    except Exception as err:  # whatever breaks rendering rejects the result
+        raise ResultRejectedError(
+            f"result cannot be rendered as metrics: {type(err).__name__}: {err}"
+        ) from None
+
+
+def error_text(error: str) -> str:
+    """A poll error as stored for the landing page: scrubbed and at most ERROR_TEXT_LIMIT."""
+    text = scrub(error)
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
 @dataclass
@@ -60,10 +105,12 @@ class Poller:
         jobs: Iterable[PollJob],
         store: SnapshotStore,
         clock: Callable[[], float] = time.time,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.jobs = list(jobs)
         self._store = store
         self._clock = clock
+        self._max_series = max_series
         self._tasks: list[asyncio.Task[None]] = []
         self._not_entitled_logged: set[tuple[str, str]] = set()
 
@@ -79,6 +126,7 @@ class Poller:
         status.last_attempt_at = self._clock()
         try:
             families = await job.collector.poll()
+            check_result(families, self._max_series)
         except asyncio.CancelledError:
             raise
         except NotEntitledError as err:
@@ -132,7 +180,7 @@ class Poller:
         status = job.status
         status.attempts += 1
         status.last_ok = False
-        status.last_error = error
+        status.last_error = error_text(error)
         status.last_duration = time.monotonic() - started
         self._store.mark_failed(job.key)
 

@@ -80,7 +80,7 @@ class Exporter:
                 self.registry.register(collector)
         self.api_clients: dict[str, ApiClient] = {}
         self._sessions: list[aiohttp.ClientSession] = []
-        self.poller = Poller([], self.store, clock)
+        self.poller = Poller([], self.store, clock, config.poll.max_series)
         self.registry.register(StatusCollector(self.poller))
 
     async def __aenter__(self) -> Exporter:
@@ -131,7 +131,11 @@ class Exporter:
                     )
                     continue
                 ctx = CollectorContext(
-                    customer, api, DataIssues(self.metrics, customer.customer_id, name), self._clock
+                    customer,
+                    api,
+                    DataIssues(self.metrics, customer.customer_id, name),
+                    self._clock,
+                    poll.max_series,
                 )
                 self.poller.jobs.append(
                     PollJob(

@@ -10,19 +10,32 @@ from typing import ClassVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ..config import CustomerConfig
+from ..config import DEFAULT_MAX_SERIES, CustomerConfig
 from ..metrics import DataIssues
 from ..upstream.client import ApiClient
+from ..upstream.errors import UpstreamError
+
+
+class SeriesLimitError(UpstreamError):
+    """A result has more series than `poll.max_series`: the poll fails, nothing is published."""
+
+    def __init__(self, series: int, limit: int, cause: str = "") -> None:
+        super().__init__(
+            f"result has {series:,} series{cause}, more than poll.max_series ({limit:,}); not "
+            "published (raise poll.max_series if this tenant really is that large)"
+        )
 
 
 @dataclass
 class CollectorContext:
-    """A collector's view of its customer: config, API client, data-issue reporter, clock."""
+    """A collector's view of its customer: config, API client, data-issue reporter, clock,
+    and the series cap (`poll.max_series`) for collectors that can stop building early."""
 
     customer: CustomerConfig
     api: ApiClient
     issues: DataIssues
     clock: Callable[[], float] = field(default=time.time)
+    max_series: int = DEFAULT_MAX_SERIES
 
     @property
     def customer_id(self) -> str:

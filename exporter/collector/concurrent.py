@@ -44,7 +44,7 @@ class ConcurrentCollector(Collector):
         gauges = GaugeSet(LABELS, HELP_SUFFIX)
         current = fields.object(data, "currentCcu")
         if current is not None:
-            total = fields.number(current, "totalLicenseCount", "currentCcu.totalLicenseCount")
+            total = fields.count(current, "totalLicenseCount", "currentCcu.totalLicenseCount")
             if total is not None:
                 gauges.add(
                     "citrix_licenses_concurrent_available",
@@ -52,7 +52,7 @@ class ConcurrentCollector(Collector):
                     labels,
                     total,
                 )
-            assigned = fields.number(
+            assigned = fields.count(
                 current, "assignedLicenseCount", "currentCcu.assignedLicenseCount"
             )
             if assigned is not None:
@@ -76,7 +76,7 @@ class ConcurrentCollector(Collector):
             if peak is None:
                 continue
             extra = {"window": window}
-            count = fields.number(peak, "assignedLicenseCount", f"{key}.assignedLicenseCount")
+            count = fields.count(peak, "assignedLicenseCount", f"{key}.assignedLicenseCount")
             if count is not None:
                 gauges.add(
                     "citrix_licenses_concurrent_peak",

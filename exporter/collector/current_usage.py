@@ -67,7 +67,7 @@ def add_current_usage(
 
     totals: dict[str, float] = {}
     for key, name, help_text in TOTALS:
-        value = fields.number(data, key, prefix + key)
+        value = fields.count(data, key, prefix + key)
         if value is not None:
             totals[key] = value
             gauges.add(name, help_text, labels, value)
@@ -85,7 +85,7 @@ def add_current_usage(
         if usage is None:
             continue
         for field, name, help_text in PER_ASSIGNMENT:
-            value = fields.number(usage, field, f"{prefix}{key}.{field}")
+            value = fields.count(usage, field, f"{prefix}{key}.{field}")
             if value is not None:
                 gauges.add(name, help_text, labels, value, {"assignment": assignment})
     for key, entries in SECTIONS.items():
@@ -94,6 +94,6 @@ def add_current_usage(
             continue
         for field, is_time, name, help_text in entries:
             path = f"{prefix}{key}.{field}"
-            value = (fields.timestamp if is_time else fields.number)(values, field, path)
+            value = (fields.timestamp if is_time else fields.count)(values, field, path)
             if value is not None:
                 gauges.add(name, help_text, labels, value)

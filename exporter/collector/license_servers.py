@@ -117,8 +117,8 @@ class LicenseServersCollector(Collector):
                 usages = f"{features}.licenseServerUsages"
                 for usage in object_list(fields, feature, "licenseServerUsages", features):
                     fqdn = text_label(fields, usage, ("fqdn",), f"{usages}.fqdn", FQDN_LIMIT)
-                    count = fields.number(usage, "count", f"{usages}.count")
-                    free = fields.number(usage, "freeUsersCount", f"{usages}.freeUsersCount")
+                    count = fields.count(usage, "count", f"{usages}.count")
+                    free = fields.count(usage, "freeUsersCount", f"{usages}.freeUsersCount")
                     if fqdn is None or count is None or free is None:
                         continue
                     totals = users.setdefault((fqdn, feature_id), [0.0, 0.0])

@@ -13,7 +13,6 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from ..log import get_logger
-from ..timeutil import parse_timestamp
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
 from .current_usage import ASSIGNMENTS, add_current_usage
@@ -135,11 +134,9 @@ def history_months(data: Any, fields: Fields) -> list[tuple[datetime, dict[str, 
     for entry in entries:
         if not isinstance(entry, dict):
             continue
-        stamp = entry.get("timeStamp")
-        try:
-            months.append((parse_timestamp(str(stamp)), entry))
-        except ValueError:
-            fields.issues.report("bad_timestamp", "historicalUsageList.timeStamp", repr(stamp))
+        when = fields.moment(entry, "timeStamp", "historicalUsageList.timeStamp")
+        if when is not None:
+            months.append((when, entry))
     return months
 
 
@@ -155,7 +152,7 @@ def add_month_gauges(
         when.timestamp(),
     )
     path = "historicalUsageList"
-    available = fields.number(
+    available = fields.count(
         entry, "totalAvailableLicenseCount", f"{path}.totalAvailableLicenseCount"
     )
     if available is not None:
@@ -170,6 +167,6 @@ def add_month_gauges(
         if not isinstance(usage, dict):
             continue
         for field, name, help_text in MONTH_FIELDS:
-            value = fields.number(usage, field, f"{path}.{key}.{field}")
+            value = fields.count(usage, field, f"{path}.{key}.{field}")
             if value is not None:
                 gauges.add(name, help_text, labels, value, {"assignment": assignment})

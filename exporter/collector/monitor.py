@@ -27,8 +27,8 @@ from ..config import MonitorCollectorConfig
 from ..log import get_logger
 from ..upstream.errors import UpstreamError
 from ..upstream.odata import Row, iter_pages
-from .base import Collector, CollectorContext, GaugeSet
-from .fields import Fields
+from .base import Collector, CollectorContext, GaugeSet, SeriesLimitError
+from .fields import Fields, check_count
 from .monitor_enums import (
     CONNECTION_STATE,
     DELIVERY_TYPE,
@@ -54,6 +54,12 @@ ENDPOINTS = {
     "ConnectionFailureLogs": "monitor_connection_failure_logs",
 }
 UNKNOWN_GROUP_REFRESH_SECONDS = 60.0
+# The zero-filled series of one active delivery group: sessions by state, machines by
+# registration state, in maintenance, faulted by fault state, by power state, and the info.
+SERIES_PER_GROUP = (
+    len(CONNECTION_STATE) + len(REGISTRATION_STATE) + 1 + len(FAULTED_STATES)
+    + len(POWER_STATE) + 1
+)  # fmt: skip
 
 
 def odata_datetime(timestamp: float) -> str:
@@ -74,18 +80,25 @@ def _machine_group(row: Row) -> str | None:
     return str(group_id) if group_id else None
 
 
+def _scalar(row: Row, key: str) -> object:
+    """`row[key]` if it can be a key of a count (a JSON scalar), else its type's name, which
+    no enum table knows (so it is reported as unknown_enum)."""
+    value = row.get(key)
+    return value if value is None or isinstance(value, str | int | float) else type(value).__name__
+
+
 def _session_key(row: Row) -> tuple[Any, ...]:
-    return (_machine_group(row), row.get("ConnectionState"))
+    return (_machine_group(row), _scalar(row, "ConnectionState"))
 
 
 def _machine_key(row: Row) -> tuple[Any, ...]:
     group_id = row.get("DesktopGroupId")
     return (
         str(group_id) if group_id else None,
-        row.get("CurrentRegistrationState"),
-        row.get("CurrentPowerState"),
-        row.get("FaultState"),
-        row.get("IsInMaintenanceMode"),
+        _scalar(row, "CurrentRegistrationState"),
+        _scalar(row, "CurrentPowerState"),
+        _scalar(row, "FaultState"),
+        _scalar(row, "IsInMaintenanceMode"),
     )
 
 
@@ -194,6 +207,9 @@ class MonitorCollector(Collector):
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
         self._live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
+        if (series := len(self._live) * SERIES_PER_GROUP) > self.ctx.max_series:
+            # Checked before building them: 10,000 groups would be 320,000 samples in memory.
+            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(self._live):,} groups)")
         return [
             *self._session_families(sessions),
             *self._machine_families(machines),
@@ -219,17 +235,20 @@ class MonitorCollector(Collector):
                 group_id = row.get("Id")
                 if not group_id or row.get("LifecycleState", 0) not in (0, None):
                     continue
-                name = row.get("Name")
-                if not isinstance(name, str) or not name:
-                    self.ctx.issues.report("null", "DesktopGroups.Name")
-                    name = UNKNOWN_GROUP
                 groups[str(group_id)] = DesktopGroup(
-                    name,
+                    self._name(row),
                     self._enum(DELIVERY_TYPE, row.get("DeliveryType"), "DeliveryType"),
                     self._enum(SESSION_SUPPORT, row.get("SessionSupport"), "SessionSupport"),
                 )
         self._groups = groups
         self._groups_fetched_at = self.ctx.clock()
+
+    def _name(self, row: Row) -> str:
+        name = row.get("Name")
+        if not isinstance(name, str) or not name:
+            self.ctx.issues.report("null", "DesktopGroups.Name")
+            return UNKNOWN_GROUP
+        return self.fields.label_text(name, "DesktopGroups.Name")
 
     def _group_name(self, group_id: str | None) -> str:
         group = self._groups.get(group_id) if group_id else None
@@ -266,10 +285,14 @@ class MonitorCollector(Collector):
 
     def _count(self, row: Row) -> int:
         value = row.get("n")
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        self.ctx.issues.report("bad_number", "$apply count", repr(value))
-        return 0
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.ctx.issues.report("bad_number", "$apply count", repr(value)[:80])
+            return 0
+        issue = check_count(value)
+        if issue is not None:
+            self.ctx.issues.report(issue, "$apply count", repr(value)[:80])
+            return 0
+        return value
 
     def _session_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
         gauges = GaugeSet(["customer_id", "delivery_group", "state"], HELP_SUFFIX)
@@ -301,7 +324,7 @@ class MonitorCollector(Collector):
             registration[(group, reg_name)] += count
             power[(group, self._enum(POWER_STATE, power_state, "CurrentPowerState"))] += count
             fault_name = self._enum(FAULT_STATE, fault, "FaultState")
-            if fault in FAULTED_STATES:
+            if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
             maintenance[group] += count if in_maintenance is True else 0
         for group in self._live:
@@ -345,8 +368,9 @@ class MonitorCollector(Collector):
             ["customer_id", "delivery_group", "delivery_type", "session_support"], HELP_SUFFIX
         )
         live = set(self._live)
-        groups = [g for g in self._groups.values() if g.name in live]
-        for group in sorted(groups, key=lambda g: g.name):
+        # A set: two groups whose names and kinds are alike must not make a duplicate series.
+        groups = {g for g in self._groups.values() if g.name in live}
+        for group in sorted(groups, key=lambda g: (g.name, g.delivery_type, g.session_support)):
             gauges.add(
                 "citrix_delivery_group_info",
                 "Always 1 for each active delivery group with machines or sessions; labels "
@@ -407,11 +431,10 @@ class MonitorCollector(Collector):
             for row in rows:
                 when = self.fields.timestamp(row, "StartDate", "Sessions.StartDate")
                 key = row.get("SessionKey")
-                duration = row.get("LogOnDuration")
                 if when is None or key is None or not self._logon_marks.is_new(str(key), when):
                     continue
-                if not isinstance(duration, int | float) or isinstance(duration, bool):
-                    self.ctx.issues.report("bad_number", "Sessions.LogOnDuration")
+                duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
+                if duration is None:
                     continue
                 group = self._group_name(_machine_group(row))
                 self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)

@@ -3,21 +3,19 @@
 Those APIs live on other hosts than the customer's `api_url` and their paths are configurable
 templates (`/{customer_id}/licenseservers`); see the README, "Observed licensing APIs".
 Label values that come from those APIs (account names, FQDNs, feature ids) are free text, so
-they are sanitised here.
+they are tidied (printable, trimmed) and cut to tighter limits by `fields.repair_label`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from .fields import Fields
+from .fields import Fields, repair_label
 
 NAME_LIMIT = 64
 FQDN_LIMIT = 253
-_SPACE_RE = re.compile(r"\s+")
 
 
 def observed_url(base_url: str, template: str, **values: str) -> str:
@@ -28,20 +26,19 @@ def observed_url(base_url: str, template: str, **values: str) -> str:
 
 
 def sanitise_label(value: str, limit: int = NAME_LIMIT) -> str:
-    """A label value from free text: printable characters only (others become spaces),
-    whitespace runs collapsed, trimmed, at most `limit` characters."""
-    printable = "".join(ch if ch.isprintable() else " " for ch in value)
-    return _SPACE_RE.sub(" ", printable).strip()[:limit].rstrip()
+    """A label value from free text: valid, printable characters only (others become
+    spaces), whitespace runs collapsed, trimmed, at most `limit` characters."""
+    return repair_label(value, limit, tidy=True)[0]
 
 
 def text_label(
     fields: Fields, data: dict[str, Any], keys: tuple[str, ...], path: str, limit: int = NAME_LIMIT
 ) -> str | None:
     """The sanitised value of the first of `keys` holding a non-blank string, else None
-    (reported as null/bad_type on `path`)."""
+    (reported as null/bad_type on `path`; invalid or over-long text as repaired_label)."""
     for key in keys:
         value = data.get(key)
-        if isinstance(value, str) and (clean := sanitise_label(value, limit)):
+        if isinstance(value, str) and (clean := fields.label_text(value, path, limit, tidy=True)):
             return clean
     value = next((data[key] for key in keys if key in data), None)
     fields.issues.report("null" if value is None else "bad_type", path)

@@ -13,7 +13,7 @@ customer.
 
 Series: a handful per partner plus six per customer (three more with `active_use`); nothing
 per user. Customers are labelled `tenant_id` (their id) and `tenant_name` (their account name,
-sanitised: printable, trimmed, at most 64 characters); `customer_id` stays the partner's own
+sanitised: valid, printable, trimmed, at most 64 characters); `customer_id` stays the partner's own
 id, as on every other metric. A 404 on one call skips that part; 404 on every call fails the
 poll as "not entitled" (the account is not a partner).
 """
@@ -31,7 +31,7 @@ from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
-from .observed import object_list, observed_url, sanitise_label, text_label
+from .observed import NAME_LIMIT, object_list, observed_url, text_label
 
 log = get_logger("partner")
 
@@ -159,7 +159,7 @@ class PartnerCollector(Collector):
     def _onprem_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
         labels = [self.ctx.customer_id]
         for kind, key in ONPREM_USERS:
-            value = self.fields.number(data, key, f"onprem_summary.{key}")
+            value = self.fields.count(data, key, f"onprem_summary.{key}")
             if value is not None:
                 gauges.add(
                     "citrix_partner_onprem_users",
@@ -175,7 +175,7 @@ class PartnerCollector(Collector):
             ("customers", "citrix_partner_onprem_customers",
              "Customers with on-premises usage, as the partner summary states."),
         ):  # fmt: skip
-            value = self.fields.number(data, key, f"onprem_summary.{key}")
+            value = self.fields.count(data, key, f"onprem_summary.{key}")
             if value is not None:
                 gauges.add(name, help_text, labels, value)
 
@@ -192,7 +192,7 @@ class PartnerCollector(Collector):
              "Citrix DaaS license overage across the partner's customers, as the summary "
              "states."),
         ):  # fmt: skip
-            value = self.fields.number(data, key, f"daas_summary.{key}")
+            value = self.fields.count(data, key, f"daas_summary.{key}")
             if value is not None:
                 gauges.add(name, help_text, labels, value)
 
@@ -219,7 +219,9 @@ class PartnerCollector(Collector):
             value = entry.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
-            if isinstance(value, str) and (clean := sanitise_label(value)):
+            if isinstance(value, str) and (
+                clean := self.fields.label_text(value, f"{path}.customerId", NAME_LIMIT, tidy=True)
+            ):
                 return clean
         self.ctx.issues.report("null", f"{path}.customerId")
         return None
@@ -227,7 +229,7 @@ class PartnerCollector(Collector):
     def _onprem_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
         for kind, key in ONPREM_USERS:
-            value = self.fields.number(tenant.figures, key, f"onprem_customers.{key}")
+            value = self.fields.count(tenant.figures, key, f"onprem_customers.{key}")
             if value is not None:
                 gauges.add(
                     "citrix_partner_tenant_onprem_users",
@@ -241,10 +243,10 @@ class PartnerCollector(Collector):
     def _daas_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
         figures = tenant.figures
-        licenses = self.fields.number(figures, "totalLicenses", "daas_customers.totalLicenses")
-        users = self.fields.number(figures, "totalUsers", "daas_customers.totalUsers")
+        licenses = self.fields.count(figures, "totalLicenses", "daas_customers.totalLicenses")
+        users = self.fields.count(figures, "totalUsers", "daas_customers.totalUsers")
         if "licenseOverage" in figures:
-            overage = self.fields.number(figures, "licenseOverage", "daas_customers.licenseOverage")
+            overage = self.fields.count(figures, "licenseOverage", "daas_customers.licenseOverage")
         elif licenses is not None and users is not None:
             overage = max(0.0, users - licenses)
         else:
@@ -288,7 +290,7 @@ class PartnerCollector(Collector):
                 continue
             labels = [self.ctx.customer_id, *tenant.labels]
             for model, key in (("ccu", "ccuActiveUse"), ("ud", "udActiveUse")):
-                value = self.fields.number(response.data, key, f"active_use.{key}")
+                value = self.fields.count(response.data, key, f"active_use.{key}")
                 if value is not None:
                     gauges.add(
                         "citrix_partner_tenant_daas_active_users",
