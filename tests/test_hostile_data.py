@@ -169,6 +169,22 @@ async def test_lone_surrogate_in_product_name_is_repaired(
     check_exposition(text)
 
 
+async def test_invalid_utf8_in_a_body_is_replaced_and_counted(
+    aiohttp_server, aiohttp_client, exporter_factory
+):
+    hostile = HostileUpstream()
+    body = json.dumps(good_current("bad1")).replace("XenDesktop", "Xen@@Desktop").encode()
+    body = body.replace(b"@@", b"\xff\xfe")  # two bytes that are never UTF-8
+    hostile.on("bad1", CURRENT_SUFFIX, lambda _r: web.Response(body=body))
+    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
+    labels = {"customer_id": "bad1", "product": "Xen\ufffd\ufffdDesktop", "edition": "XAXDFull"}
+    assert value(text, "citrix_licenses_available", **labels) == 25
+    assert issue(text, "invalid_utf8", collector="upstream") == 1
+    good_customer_intact(text)
+    check_exposition(text)
+
+
 async def test_once_prints_metrics_for_a_lone_surrogate(aiohttp_server):
     hostile = HostileUpstream()
     current = {**good_current("bad1"), "productName": "\udfff"}

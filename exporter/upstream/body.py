@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -77,13 +78,30 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return bool(brackets) and brackets.replace(b"()", b"") != brackets
 
 
-def parse_json(body: bytes, what: str, status: int | None = None, txid: str | None = None) -> Any:
-    """`body` parsed as JSON; UpstreamError if it is not JSON or nests too deeply."""
+def parse_json(
+    body: bytes,
+    what: str,
+    status: int | None = None,
+    txid: str | None = None,
+    on_repair: Callable[[], None] | None = None,
+) -> Any:
+    """`body` parsed as JSON; UpstreamError if it is not JSON or nests too deeply.
+
+    Bytes that are not valid UTF-8 are replaced (U+FFFD) rather than failing the poll: one
+    mangled name must not cost a customer all its figures. `on_repair` is told so it can be
+    counted as a data issue.
+    """
     nested = f"{what}: response is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
     if too_deep(body):
         raise UpstreamError(nested, status, txid)
     try:
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except UnicodeDecodeError:
+            data = json.loads(body.decode("utf-8", errors="replace"))
+            if on_repair is not None:
+                on_repair()
+            return data
     except RecursionError:
         raise UpstreamError(nested, status, txid) from None
     except ValueError:

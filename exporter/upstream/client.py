@@ -25,7 +25,7 @@ import aiohttp
 from .. import __version__
 from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, RetryConfig
 from ..log import get_logger
-from ..metrics import SelfMetrics
+from ..metrics import DataIssues, SelfMetrics
 from .body import ResponseTooLarge, parse_json, read_bounded
 from .detail import MAX_ERROR_BODY_BYTES, error_detail, redirect_host, transaction_id
 from .errors import NotEntitledError, ThrottledError, UpstreamError
@@ -98,6 +98,8 @@ class ApiClient:
         self._clock = clock
         self._max_response_bytes = max_response_bytes
         self._throttled_until = 0.0
+        # Repairs made before any collector sees the data (invalid UTF-8 in a body).
+        self._issues = DataIssues(metrics, customer.customer_id, "upstream")
 
     @property
     def base_url(self) -> str:
@@ -183,7 +185,10 @@ class ApiClient:
         status = answer.status
         txid = transaction_id(answer.headers)
         if status == 200:
-            return ApiResponse(status, parse_json(answer.body, endpoint, status, txid), answer.url)
+            data = parse_json(
+                answer.body, endpoint, status, txid, lambda: self._report_invalid_utf8(endpoint)
+            )
+            return ApiResponse(status, data, answer.url)
         if status == 204:
             return ApiResponse(status, None, answer.url)
         if is_redirect(status):
@@ -248,6 +253,11 @@ class ApiClient:
                 "endpoint": endpoint,
                 "txid": outcome.txid or "",
             },
+        )
+
+    def _report_invalid_utf8(self, endpoint: str) -> None:
+        self._issues.report(
+            "invalid_utf8", endpoint, "bytes that are not UTF-8 were replaced with U+FFFD"
         )
 
     def _log_retry(self, endpoint: str, outcome: Retry) -> None:
