@@ -8,16 +8,19 @@ Loading therefore happens in stages, each of which can report precise key paths:
 2. expand ``${VAR}`` in string values from the environment;
 3. replace ``client_id_file`` / ``client_secret_file`` by the content of those files;
 4. validate the result with the pydantic models below and translate their errors.
+
+The YAML bounds (depth, size, aliases) live in :mod:`exporter.config_yaml`, the bounded reads of
+the files a config names in :mod:`exporter.config_files`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -34,6 +37,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from exporter.config_files import (
+    CONFIG_FILE_MAX_BYTES,
+    SECRET_FILE_MAX_BYTES,
+    FileProblem,
+    check_ca_file,
+    read_bounded,
+)
+from exporter.config_yaml import BoundedLoader, YamlLimitError, check_expansion
 from exporter.durations import DurationError, parse_duration
 
 __all__ = [
@@ -50,8 +61,10 @@ __all__ = [
     "ProductsCollectorConfig",
     "RetryConfig",
     "WebConfig",
+    "field_problems",
     "load_config",
     "parse_config",
+    "parse_listen_address",
 ]
 
 Region = Literal["us", "eu", "ap-s", "jp"]
@@ -153,8 +166,61 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+_LISTEN_ADDRESS_HINT = "must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'"
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+
+
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """``:9876`` (all interfaces), ``127.0.0.1:9876``, ``host:9876`` or ``[::1]:9876`` ->
+    (host or None, port); ``ValueError`` with a value-free message otherwise.
+
+    The one parser for the config key, the command-line flag and the server's bind call, so a
+    value that validates is a value that binds (``[::1`` used to pass and then crash).
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not _PORT_RE.fullmatch(port) or int(port) > 65535:
+        raise ValueError(_LISTEN_ADDRESS_HINT)
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")):
+            raise ValueError(f"{_LISTEN_ADDRESS_HINT}; unbalanced '[' or ']'")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("must have an IPv6 address inside '[...]'") from None
+    elif ":" in host:
+        raise ValueError(f"{_LISTEN_ADDRESS_HINT}; an IPv6 host goes in brackets: '[::1]:9876'")
+    elif host and not _HOSTNAME_RE.fullmatch(host):
+        raise ValueError("must have a host name or IP address before the ':'")
+    return (host or None), int(port)
+
+
+# Served by the exporter itself (web.py), or reserved for a future reload endpoint.
+RESERVED_PATHS = ("/", "/healthz", "/readyz", "/-/reload")
+# RFC 3986 path characters without '%': what a route matches literally and a scrape config can
+# spell without escaping. '{' and '}' would make aiohttp read the path as a route pattern.
+_TELEMETRY_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
+
+
+def _check_telemetry_path_text(value: str) -> str:
+    """The metrics path: absolute, literal, and not one of the exporter's other endpoints."""
+    if not value.startswith("/"):
+        raise ValueError("must start with '/'")
+    if value in RESERVED_PATHS:
+        raise ValueError(f"'{value}' is taken by the exporter itself; use e.g. /metrics")
+    if "{" in value or "}" in value:
+        raise ValueError("must not contain '{' or '}' (it would become a route pattern)")
+    if not _TELEMETRY_PATH_RE.fullmatch(value):
+        raise ValueError(
+            "must be a plain path: ASCII letters, digits and -._~!$&'()*+,;=:@/ "
+            "(no spaces, '?', '#' or '%')"
+        )
+    return value
+
+
 class WebConfig(_Model):
-    """Where the exporter's own HTTP server listens."""
+    """Where the exporter's own HTTP server listens; the command-line flags use this model too."""
 
     listen_address: str = ":9876"
     telemetry_path: str = "/metrics"
@@ -163,19 +229,13 @@ class WebConfig(_Model):
     @classmethod
     def _check_listen_address(cls, value: str) -> str:
         """Catch a missing or malformed port now rather than when binding the socket."""
-        host, sep, port = value.rpartition(":")
-        valid_host = not host.startswith("[") or host.endswith("]")
-        if not sep or not port.isdigit() or int(port) > 65535 or not valid_host:
-            raise ValueError("must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'")
+        parse_listen_address(value)
         return value
 
     @field_validator("telemetry_path")
     @classmethod
     def _check_telemetry_path(cls, value: str) -> str:
-        """A relative path would never match an incoming request."""
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
+        return _check_telemetry_path_text(value)
 
 
 class RetryConfig(_Model):
@@ -504,9 +564,12 @@ class CustomerConfig(_Model):
     @field_validator("ca_file")
     @classmethod
     def _check_ca_file(cls, value: str | None) -> str | None:
-        """Fail at start-up, not at the first TLS handshake."""
+        """Fail at start-up (and in --check-config), not at the first TLS handshake."""
         if value is not None:
-            _check_readable(value, "CA file")
+            try:
+                check_ca_file(value)
+            except FileProblem as exc:
+                raise ValueError(f"cannot read CA file '{value}': {exc}") from None
         return value
 
     @property
@@ -575,20 +638,6 @@ def _normalise_api_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _check_readable(path: str, what: str) -> None:
-    """Raise ``ValueError`` naming ``path`` (never its content) if it cannot be opened."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot read {what} '{path}': {_reason(exc)}") from None
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's short explanation ("No such file or directory") without repeating the path."""
-    return exc.strerror or type(exc).__name__
-
-
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
@@ -617,9 +666,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """Read and validate the configuration file at ``path``; raise :class:`ConfigError`."""
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read configuration file: {_reason(exc)}") from exc
+        text = read_bounded(source, CONFIG_FILE_MAX_BYTES, regular_only=False).decode("utf-8")
+    except FileProblem as exc:
+        raise ConfigError(f"{source}: cannot read configuration file: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: configuration file is not valid UTF-8") from None
     return parse_config(text, source=source, environ=environ)
@@ -633,18 +682,23 @@ def parse_config(
     ``environ`` defaults to ``os.environ`` and is used for ``${VAR}`` expansion.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    root, data = _load_yaml(text, source)
+    try:
+        return _parse(text, source, env)
+    except RecursionError:
+        # config_yaml bounds nesting, so this is a last line of defence for every later stage.
+        raise ConfigError(f"{source}: configuration is nested too deeply") from None
+
+
+def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
+    """The stages of :func:`parse_config` (module docstring)."""
+    root, data, problems = _load_yaml(text, source)
     if root is None or data is None:
         raise ConfigError(f"{source}: configuration is empty")
     if not isinstance(data, dict):
         line = root.start_mark.line + 1
         raise ConfigError(f"{source}: top level must be a mapping of keys (line {line})")
-    problems = _duplicate_keys(root, (), set())
     suppressed: set[Loc] = set()
-    try:
-        data = _expand(data, (), env, problems, suppressed)
-    except RecursionError:
-        raise ConfigError(f"{source}: recursive YAML aliases are not supported") from None
+    data = _expand(data, (), env, problems, suppressed)
     _resolve_secret_files(data, problems, suppressed)
     config: Config | None = None
     try:
@@ -656,12 +710,25 @@ def parse_config(
     return config
 
 
-def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """Return the node tree (for line numbers) and the plain data of a single YAML document."""
-    loader = yaml.SafeLoader(text)
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Problem]]:
+    """Return the node tree (for line numbers), the plain data of a single YAML document and
+    its duplicate keys.
+
+    The node graph is measured before it is constructed, so an alias bomb never expands, and
+    searched for duplicate keys before constructing merges ``<<: *x`` into it (an override of
+    a merged key is not a duplicate).
+    """
+    loader = BoundedLoader(text)
     try:
         node = loader.get_single_node()
-        return node, (None if node is None else loader.construct_document(node))
+        if node is None:
+            return None, None, []
+        check_expansion(node)
+        duplicates = _duplicate_keys(node, (), set())
+        return node, loader.construct_document(node), duplicates
+    except YamlLimitError as exc:
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        raise ConfigError(f"{source}: YAML document {exc.problem}{line}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -777,11 +844,14 @@ def _resolve_secret_file(
 
 
 def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
-    """Return the file's content without trailing whitespace, or report why it is unusable."""
+    """Return the file's content without trailing whitespace, or report why it is unusable.
+
+    The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config_files).
+    """
     try:
-        content = Path(path).read_text(encoding="utf-8").rstrip()
-    except OSError as exc:
-        problems.append(_Problem(loc, f"cannot read file '{path}': {_reason(exc)}"))
+        content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode("utf-8").rstrip()
+    except FileProblem as exc:
+        problems.append(_Problem(loc, f"cannot read file '{path}': {exc}"))
         return None
     except UnicodeDecodeError:
         problems.append(_Problem(loc, f"file '{path}' is not valid UTF-8 text"))
@@ -827,6 +897,15 @@ _CTX_MESSAGES: dict[str, str] = {
     "string_too_long": "must be at most {max_length} characters long",
     "too_long": "must have at most {max_length} entries",
 }
+
+
+def field_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(key path, message)`` for each error of validating one model directly.
+
+    The command line validates its ``--web.*`` flags with :class:`WebConfig` and names the flag
+    for the key path, with the same messages as the config file.
+    """
+    return [(_format_loc(problem.loc), problem.message) for problem in _translate(exc)]
 
 
 def _translate(exc: ValidationError) -> Iterator[_Problem]:
