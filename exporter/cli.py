@@ -19,11 +19,11 @@ from pydantic import ValidationError
 
 from . import __version__
 from .config import Config, ConfigError, WebConfig, field_problems, load_config
-from .config import parse_listen_address as parse_listen_address  # serve() binds with it
 from .log import SecretScrubber, get_logger, setup_logging
 from .runtime import Exporter
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
+from .web_address import parse_listen_address  # serve() binds with the validating parser
 
 log = get_logger()
 

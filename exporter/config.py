@@ -15,7 +15,6 @@ the files a config names in :mod:`exporter.config_files`.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import string
@@ -44,11 +43,13 @@ from exporter.config_files import (
     check_ca_file,
     read_bounded,
 )
-from exporter.config_yaml import BoundedLoader, YamlLimitError, check_expansion
+from exporter.config_yaml import BoundedLoader, check_expansion, describe_yaml_error
 from exporter.durations import DurationError, parse_duration
+from exporter.web_address import RESERVED_PATHS, check_telemetry_path, parse_listen_address
 
 __all__ = [
     "REGION_BASE_URLS",
+    "RESERVED_PATHS",
     "CollectorConfig",
     "CollectorsConfig",
     "ConcurrentCollectorConfig",
@@ -166,59 +167,6 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-_LISTEN_ADDRESS_HINT = "must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'"
-_PORT_RE = re.compile(r"[0-9]{1,5}")
-_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
-
-
-def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """``:9876`` (all interfaces), ``127.0.0.1:9876``, ``host:9876`` or ``[::1]:9876`` ->
-    (host or None, port); ``ValueError`` with a value-free message otherwise.
-
-    The one parser for the config key, the command-line flag and the server's bind call, so a
-    value that validates is a value that binds (``[::1`` used to pass and then crash).
-    """
-    host, sep, port = address.rpartition(":")
-    if not sep or not _PORT_RE.fullmatch(port) or int(port) > 65535:
-        raise ValueError(_LISTEN_ADDRESS_HINT)
-    if host.startswith("[") or host.endswith("]"):
-        if not (host.startswith("[") and host.endswith("]")):
-            raise ValueError(f"{_LISTEN_ADDRESS_HINT}; unbalanced '[' or ']'")
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError("must have an IPv6 address inside '[...]'") from None
-    elif ":" in host:
-        raise ValueError(f"{_LISTEN_ADDRESS_HINT}; an IPv6 host goes in brackets: '[::1]:9876'")
-    elif host and not _HOSTNAME_RE.fullmatch(host):
-        raise ValueError("must have a host name or IP address before the ':'")
-    return (host or None), int(port)
-
-
-# Served by the exporter itself (web.py), or reserved for a future reload endpoint.
-RESERVED_PATHS = ("/", "/healthz", "/readyz", "/-/reload")
-# RFC 3986 path characters without '%': what a route matches literally and a scrape config can
-# spell without escaping. '{' and '}' would make aiohttp read the path as a route pattern.
-_TELEMETRY_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
-
-
-def _check_telemetry_path_text(value: str) -> str:
-    """The metrics path: absolute, literal, and not one of the exporter's other endpoints."""
-    if not value.startswith("/"):
-        raise ValueError("must start with '/'")
-    if value in RESERVED_PATHS:
-        raise ValueError(f"'{value}' is taken by the exporter itself; use e.g. /metrics")
-    if "{" in value or "}" in value:
-        raise ValueError("must not contain '{' or '}' (it would become a route pattern)")
-    if not _TELEMETRY_PATH_RE.fullmatch(value):
-        raise ValueError(
-            "must be a plain path: ASCII letters, digits and -._~!$&'()*+,;=:@/ "
-            "(no spaces, '?', '#' or '%')"
-        )
-    return value
-
-
 class WebConfig(_Model):
     """Where the exporter's own HTTP server listens; the command-line flags use this model too."""
 
@@ -235,7 +183,7 @@ class WebConfig(_Model):
     @field_validator("telemetry_path")
     @classmethod
     def _check_telemetry_path(cls, value: str) -> str:
-        return _check_telemetry_path_text(value)
+        return check_telemetry_path(value)
 
 
 class RetryConfig(_Model):
@@ -718,7 +666,10 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Pro
     searched for duplicate keys before constructing merges ``<<: *x`` into it (an override of
     a merged key is not a duplicate).
     """
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)  # the reader rejects control characters right away
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -726,16 +677,8 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Pro
         check_expansion(node)
         duplicates = _duplicate_keys(node, (), set())
         return node, loader.construct_document(node), duplicates
-    except YamlLimitError as exc:
-        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
-        raise ConfigError(f"{source}: YAML document {exc.problem}{line}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{source}: YAML syntax error{where}: {problem}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML syntax error: {exc}") from exc
+        raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
     finally:
         loader.dispose()
 

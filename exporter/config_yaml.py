@@ -24,7 +24,14 @@ from collections.abc import Iterator
 import yaml
 from yaml.constructor import ConstructorError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "BoundedLoader", "YamlLimitError", "check_expansion"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "BoundedLoader",
+    "YamlLimitError",
+    "check_expansion",
+    "describe_yaml_error",
+]
 
 # Levels of nesting below the top-level mapping; a real config needs about 6.
 MAX_DEPTH = 50
@@ -45,8 +52,8 @@ def _too_deep(mark: yaml.Mark | None) -> YamlLimitError:
 
 
 class BoundedLoader(yaml.SafeLoader):
-    """``SafeLoader`` that bounds nesting and node count while composing, and reports scalars
-    that fail to construct (``ValueError`` / ``OverflowError``) as marked YAML errors."""
+    """``SafeLoader`` that bounds nesting and node count while composing, and reports values
+    that fail to construct (with any exception) as marked YAML errors."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -71,7 +78,11 @@ class BoundedLoader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError):
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:  # any failure of a constructor is about this node's value
+            # An explicit tag reaches every constructor with any text: `!!int ""` raised
+            # IndexError, `!!bool x` KeyError, `!!timestamp x` AttributeError.
             kind = str(node.tag).rsplit(":", 1)[-1]
             raise ConstructorError(None, None, f"invalid {kind} value", node.start_mark) from None
 
@@ -123,3 +134,20 @@ def _children(node: yaml.Node) -> Iterator[yaml.Node]:
             yield value
     elif isinstance(node, yaml.SequenceNode):
         yield from node.value
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """One line naming the YAML line for any YAML error (PyYAML's own text spans lines)."""
+    if isinstance(exc, YamlLimitError):
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        return f"YAML document {exc.problem}{line}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"YAML syntax error{where}: {exc.problem or exc.context or 'invalid YAML'}"
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        line_number = text.count("\n", 0, exc.position) + 1
+        problem = f"character #x{exc.character:04x} is not allowed in YAML"
+        return f"YAML syntax error at line {line_number}: {problem}"
+    first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"YAML syntax error: {first_line}"

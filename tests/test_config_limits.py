@@ -320,11 +320,27 @@ def test_legitimate_anchors_aliases_and_merge_keys_still_work() -> None:
     assert third.collectors.monitor.max_pages == 20
 
 
-@pytest.mark.parametrize(("value", "kind"), [("2024-13-01", "timestamp"), ("1" * 5000, "int")])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("2024-13-01", "timestamp"),  # ValueError: month must be in 1..12
+        ("1" * 5000, "int"),  # ValueError: beyond Python's integer digit limit
+        ("!!int ''", "int"),  # IndexError
+        ("!!bool maybe", "bool"),  # KeyError
+        ("!!timestamp soon", "timestamp"),  # AttributeError
+    ],
+)
 def test_scalars_that_fail_to_construct_name_the_line(value: str, kind: str) -> None:
-    """Month 13, an integer beyond Python's digit limit: ValueError tracebacks before."""
+    """Each used to escape as a traceback instead of a YAML error with its line."""
     assert error_of(MINIMAL + f"x: {value}\n") == (
         f"config.yml: YAML syntax error at line 5, column 4: invalid {kind} value"
+    )
+
+
+def test_control_character_names_the_line() -> None:
+    """PyYAML's reader error spans lines and escaped the loader's error handling."""
+    assert error_of(MINIMAL + "x: \x07\n") == (
+        "config.yml: YAML syntax error at line 5: character #x0007 is not allowed in YAML"
     )
 
 
