@@ -517,7 +517,7 @@ class CustomerConfig(_Model):
             try:
                 check_ca_file(value)
             except FileProblem as exc:
-                raise ValueError(f"cannot read CA file '{value}': {exc}") from None
+                raise ValueError(f"cannot read CA file {_quoted(value)}: {exc}") from None
         return value
 
     @property
@@ -794,13 +794,13 @@ def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | No
     try:
         content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode("utf-8").rstrip()
     except FileProblem as exc:
-        problems.append(_Problem(loc, f"cannot read file '{path}': {exc}"))
+        problems.append(_Problem(loc, f"cannot read file {_quoted(path)}: {exc}"))
         return None
     except UnicodeDecodeError:
-        problems.append(_Problem(loc, f"file '{path}' is not valid UTF-8 text"))
+        problems.append(_Problem(loc, f"file {_quoted(path)} is not valid UTF-8 text"))
         return None
     if not content:
-        problems.append(_Problem(loc, f"file '{path}' is empty"))
+        problems.append(_Problem(loc, f"file {_quoted(path)} is empty"))
         return None
     return content
 
@@ -891,14 +891,35 @@ def _format_problems(problems: Sequence[_Problem], root: yaml.Node, source: str)
     return list(dict.fromkeys(text for _, text in lines))
 
 
+_MAX_KEY_CHARS = 64
+_MAX_PATH_CHARS = 256
+
+
+def _quoted(path: str) -> str:
+    """A file path for a message: ``'/run/secrets/x'``; escaped if it holds control characters
+    (one problem stays one line) and cut if absurdly long."""
+    if len(path) > _MAX_PATH_CHARS:
+        path = path[:_MAX_PATH_CHARS] + "..."
+    return f"'{path}'" if path.isprintable() else repr(path)
+
+
 def _format_loc(loc: Loc) -> str:
-    """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``."""
+    """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``.
+
+    An unknown key is shown as written only if it is short and printable; otherwise quoted and
+    escaped (``web['\\r']``), so that one problem stays one line of output.
+    """
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif isinstance(part, str) and part.isprintable() and 0 < len(part) <= _MAX_KEY_CHARS:
             text += f".{part}" if text else part
+        else:
+            shown = repr(
+                part if len(str(part)) <= _MAX_KEY_CHARS else f"{part!s:.{_MAX_KEY_CHARS}}..."
+            )
+            text += f"[{shown}]"
     return text
 
 

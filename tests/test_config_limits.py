@@ -419,3 +419,28 @@ def test_max_retry_after() -> None:
     assert error_of(text.format("soon")) == (
         "config.yml: poll.retry.max_retry_after: invalid duration 'soon' (line 3)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# one problem, one line: keys and paths with control characters are escaped
+# --------------------------------------------------------------------------------------------
+
+
+def test_unknown_key_with_control_characters_stays_on_one_line() -> None:
+    """Found by the property test: a key "\\r" split the message (a forged log line)."""
+    assert error_of(MINIMAL + 'web: {"\\r": 1, "' + "k" * 100 + '": 2}\n') == (
+        "config.yml: web['\\r']: unknown key (line 5)\n"
+        f"config.yml: web['{'k' * 64}...']: unknown key (line 5)"
+    )
+
+
+def test_file_paths_with_control_characters_stay_on_one_line() -> None:
+    text = customer(
+        '    client_secret_file: "/x\\ny"\n    ca_file: "/a\\rb"\n', client_secret="<omit>"
+    )
+    assert error_of(text) == (
+        "config.yml: customers[0].client_secret_file: cannot read file '/x\\ny': "
+        "No such file or directory (line 4)\n"
+        "config.yml: customers[0].ca_file: cannot read CA file '/a\\rb': "
+        "No such file or directory (line 5)"
+    )
