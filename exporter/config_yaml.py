@@ -5,16 +5,18 @@ could
 
 * nest 5,000 levels deep (``[[[[...``) and overflow the stack of the recursive composer or of
   any later recursive stage (a ``RecursionError`` traceback);
-* hold an alias bomb ("billion laughs"): each line repeats the anchor of the line before ten
-  times, so a few hundred bytes stand for 10^9 values, which every later stage would walk;
+* hold an alias bomb ("billion laughs"): each line repeats the anchor of the line before nine
+  times, so a few hundred bytes stand for 9^9 values, which every later stage would walk;
 * hold a scalar that fails to construct outside PyYAML's own error types (``2024-13-01`` is a
   timestamp with month 13, an integer of 5,000 digits exceeds Python's conversion limit).
 
 :class:`BoundedLoader` refuses the first while composing and turns the last into a marked YAML
 error; :func:`check_expansion` measures the node graph once, counting each shared node's size
 once (memoised), so the alias bomb is refused in time linear in the file, before anything
-expands it. Limits are generous for real configs: a customer spelled out in full is ~60 nodes
-and 6 levels deep.
+expands it. :func:`describe_yaml_error` puts any YAML error on one line with its line number.
+
+Limits are generous for real configs: a customer with every option spelled out is ~100 nodes
+and 6 levels deep, a typical one ~25 nodes.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ __all__ = [
 
 # Levels of nesting below the top-level mapping; a real config needs about 6.
 MAX_DEPTH = 50
-# Nodes after expanding aliases: ~4,000 customers with every option spelled out.
+# Nodes after expanding aliases: 2,500 customers with every option spelled out, ~10,000 typical
+# ones (measured with yaml.compose on a dumped CustomerConfig). Parsing that many takes seconds.
 MAX_NODES = 250_000
 
 
