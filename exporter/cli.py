@@ -14,15 +14,17 @@ import sys
 from collections.abc import Sequence
 
 from prometheus_client import generate_latest
+from pydantic import ValidationError
 
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, WebConfig, field_problems, load_config
 from .log import SecretScrubber, get_logger, setup_logging
 from .redact import scrub
 from .runtime import Exporter
 from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
+from .web_address import parse_listen_address  # serve() binds with the validating parser
 
 log = get_logger()
 
@@ -84,15 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
-
-
-def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """`:9876` (all interfaces), `127.0.0.1:9876` or `[::1]:9876` -> (host, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"invalid listen address {address!r}: expected HOST:PORT or :PORT")
-    host = host.strip("[]")
-    return (host or None), int(port)
 
 
 async def poll_once(config: Config) -> tuple[bool, bytes]:
@@ -160,28 +153,36 @@ def apply_shard(config: Config, shard: Shard | None) -> Config:
     return config.model_copy(update={"customers": customers})
 
 
-def web_settings(args: argparse.Namespace, config: Config) -> tuple[str, str]:
-    """(listen address, telemetry path) from the flags or the config; ValueError if invalid."""
-    telemetry_path = args.telemetry_path or config.web.telemetry_path
-    if not telemetry_path.startswith("/"):
-        raise ValueError("--web.telemetry-path must start with '/'")
-    listen_address = args.listen_address or config.web.listen_address
-    parse_listen_address(listen_address)
-    return listen_address, telemetry_path
+# Flags that override a `web:` key; validated by WebConfig, like the key itself.
+WEB_FLAGS = {"listen_address": "--web.listen-address", "telemetry_path": "--web.telemetry-path"}
+
+
+def web_settings(args: argparse.Namespace, config: Config) -> WebConfig:
+    """The config's `web:` section with the `--web.*` flags applied; ConfigError naming the
+    flag if a flag's value is invalid (same rules and messages as the config keys)."""
+    flags = {key: getattr(args, key) for key in WEB_FLAGS if getattr(args, key) is not None}
+    if not flags:
+        return config.web
+    try:
+        return WebConfig.model_validate({**config.web.model_dump(), **flags})
+    except ValidationError as err:
+        problems = field_problems(err)
+        messages = [f"{WEB_FLAGS.get(key, key)}: {message}" for key, message in problems]
+        raise ConfigError(messages) from None
 
 
 async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
     """`--once`: poll, print, exit 0/1; otherwise serve until a signal."""
     try:
-        listen_address, telemetry_path = web_settings(args, config)
-    except ValueError as err:
+        settings = web_settings(args, config)
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     if args.once:
         ok, text = await poll_once(config)
         sys.stdout.write(text.decode())
         return EXIT_OK if ok else EXIT_FAILURE
-    return await serve(config, listen_address, telemetry_path)
+    return await serve(config, settings.listen_address, settings.telemetry_path)
 
 
 def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:
@@ -260,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(config.customers)
     config = apply_shard(config, shard)
     if args.check_config:
+        try:
+            web_settings(args, config)  # flags given with --check-config are checked too
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
         in_shard = f", {len(config.customers)} in shard {shard}" if shard else ""
         print(f"{args.config_file}: valid, {total} customer(s){in_shard}")
         return EXIT_OK

@@ -8,6 +8,9 @@ Loading therefore happens in stages, each of which can report precise key paths:
 2. expand ``${VAR}`` in string values from the environment;
 3. replace ``client_id_file`` / ``client_secret_file`` by the content of those files;
 4. validate the result with the pydantic models below and translate their errors.
+
+The YAML bounds (depth, size, aliases) live in :mod:`exporter.config_yaml`, the bounded reads of
+the files a config names in :mod:`exporter.config_files`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -34,10 +36,20 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from exporter.config_files import (
+    CONFIG_FILE_MAX_BYTES,
+    SECRET_FILE_MAX_BYTES,
+    FileProblem,
+    check_ca_file,
+    read_bounded,
+)
+from exporter.config_yaml import BoundedLoader, check_expansion, describe_yaml_error
 from exporter.durations import DurationError, parse_duration
+from exporter.web_address import RESERVED_PATHS, check_telemetry_path, parse_listen_address
 
 __all__ = [
     "REGION_BASE_URLS",
+    "RESERVED_PATHS",
     "CollectorConfig",
     "CollectorsConfig",
     "ConcurrentCollectorConfig",
@@ -50,8 +62,10 @@ __all__ = [
     "ProductsCollectorConfig",
     "RetryConfig",
     "WebConfig",
+    "field_problems",
     "load_config",
     "parse_config",
+    "parse_listen_address",
 ]
 
 Region = Literal["us", "eu", "ap-s", "jp"]
@@ -154,7 +168,7 @@ class _Model(BaseModel):
 
 
 class WebConfig(_Model):
-    """Where the exporter's own HTTP server listens."""
+    """Where the exporter's own HTTP server listens; the command-line flags use this model too."""
 
     listen_address: str = ":9876"
     telemetry_path: str = "/metrics"
@@ -163,19 +177,13 @@ class WebConfig(_Model):
     @classmethod
     def _check_listen_address(cls, value: str) -> str:
         """Catch a missing or malformed port now rather than when binding the socket."""
-        host, sep, port = value.rpartition(":")
-        valid_host = not host.startswith("[") or host.endswith("]")
-        if not sep or not port.isdigit() or int(port) > 65535 or not valid_host:
-            raise ValueError("must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'")
+        parse_listen_address(value)
         return value
 
     @field_validator("telemetry_path")
     @classmethod
     def _check_telemetry_path(cls, value: str) -> str:
-        """A relative path would never match an incoming request."""
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
+        return check_telemetry_path(value)
 
 
 class RetryConfig(_Model):
@@ -504,9 +512,12 @@ class CustomerConfig(_Model):
     @field_validator("ca_file")
     @classmethod
     def _check_ca_file(cls, value: str | None) -> str | None:
-        """Fail at start-up, not at the first TLS handshake."""
+        """Fail at start-up (and in --check-config), not at the first TLS handshake."""
         if value is not None:
-            _check_readable(value, "CA file")
+            try:
+                check_ca_file(value)
+            except FileProblem as exc:
+                raise ValueError(f"cannot read CA file {_quoted(value)}: {exc}") from None
         return value
 
     @property
@@ -575,20 +586,6 @@ def _normalise_api_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _check_readable(path: str, what: str) -> None:
-    """Raise ``ValueError`` naming ``path`` (never its content) if it cannot be opened."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot read {what} '{path}': {_reason(exc)}") from None
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's short explanation ("No such file or directory") without repeating the path."""
-    return exc.strerror or type(exc).__name__
-
-
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
@@ -617,9 +614,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """Read and validate the configuration file at ``path``; raise :class:`ConfigError`."""
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read configuration file: {_reason(exc)}") from exc
+        text = read_bounded(source, CONFIG_FILE_MAX_BYTES, regular_only=False).decode("utf-8")
+    except FileProblem as exc:
+        raise ConfigError(f"{source}: cannot read configuration file: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: configuration file is not valid UTF-8") from None
     return parse_config(text, source=source, environ=environ)
@@ -633,18 +630,23 @@ def parse_config(
     ``environ`` defaults to ``os.environ`` and is used for ``${VAR}`` expansion.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    root, data = _load_yaml(text, source)
+    try:
+        return _parse(text, source, env)
+    except RecursionError:
+        # config_yaml bounds nesting, so this is a last line of defence for every later stage.
+        raise ConfigError(f"{source}: configuration is nested too deeply") from None
+
+
+def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
+    """The stages of :func:`parse_config` (module docstring)."""
+    root, data, problems = _load_yaml(text, source)
     if root is None or data is None:
         raise ConfigError(f"{source}: configuration is empty")
     if not isinstance(data, dict):
         line = root.start_mark.line + 1
         raise ConfigError(f"{source}: top level must be a mapping of keys (line {line})")
-    problems = _duplicate_keys(root, (), set())
     suppressed: set[Loc] = set()
-    try:
-        data = _expand(data, (), env, problems, suppressed)
-    except RecursionError:
-        raise ConfigError(f"{source}: recursive YAML aliases are not supported") from None
+    data = _expand(data, (), env, problems, suppressed)
     _resolve_secret_files(data, problems, suppressed)
     config: Config | None = None
     try:
@@ -656,19 +658,27 @@ def parse_config(
     return config
 
 
-def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """Return the node tree (for line numbers) and the plain data of a single YAML document."""
-    loader = yaml.SafeLoader(text)
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Problem]]:
+    """Return the node tree (for line numbers), the plain data of a single YAML document and
+    its duplicate keys.
+
+    The node graph is measured before it is constructed, so an alias bomb never expands, and
+    searched for duplicate keys before constructing merges ``<<: *x`` into it (an override of
+    a merged key is not a duplicate).
+    """
+    try:
+        loader = BoundedLoader(text)  # the reader rejects control characters right away
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
     try:
         node = loader.get_single_node()
-        return node, (None if node is None else loader.construct_document(node))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{source}: YAML syntax error{where}: {problem}") from exc
+        if node is None:
+            return None, None, []
+        check_expansion(node)
+        duplicates = _duplicate_keys(node, (), set())
+        return node, loader.construct_document(node), duplicates
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML syntax error: {exc}") from exc
+        raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
     finally:
         loader.dispose()
 
@@ -777,17 +787,20 @@ def _resolve_secret_file(
 
 
 def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
-    """Return the file's content without trailing whitespace, or report why it is unusable."""
+    """Return the file's content without trailing whitespace, or report why it is unusable.
+
+    The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config_files).
+    """
     try:
-        content = Path(path).read_text(encoding="utf-8").rstrip()
-    except OSError as exc:
-        problems.append(_Problem(loc, f"cannot read file '{path}': {_reason(exc)}"))
+        content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode("utf-8").rstrip()
+    except FileProblem as exc:
+        problems.append(_Problem(loc, f"cannot read file {_quoted(path)}: {exc}"))
         return None
     except UnicodeDecodeError:
-        problems.append(_Problem(loc, f"file '{path}' is not valid UTF-8 text"))
+        problems.append(_Problem(loc, f"file {_quoted(path)} is not valid UTF-8 text"))
         return None
     if not content:
-        problems.append(_Problem(loc, f"file '{path}' is empty"))
+        problems.append(_Problem(loc, f"file {_quoted(path)} is empty"))
         return None
     return content
 
@@ -827,6 +840,15 @@ _CTX_MESSAGES: dict[str, str] = {
     "string_too_long": "must be at most {max_length} characters long",
     "too_long": "must have at most {max_length} entries",
 }
+
+
+def field_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(key path, message)`` for each error of validating one model directly.
+
+    The command line validates its ``--web.*`` flags with :class:`WebConfig` and names the flag
+    for the key path, with the same messages as the config file.
+    """
+    return [(_format_loc(problem.loc), problem.message) for problem in _translate(exc)]
 
 
 def _translate(exc: ValidationError) -> Iterator[_Problem]:
@@ -869,14 +891,35 @@ def _format_problems(problems: Sequence[_Problem], root: yaml.Node, source: str)
     return list(dict.fromkeys(text for _, text in lines))
 
 
+_MAX_KEY_CHARS = 64
+_MAX_PATH_CHARS = 256
+
+
+def _quoted(path: str) -> str:
+    """A file path for a message: ``'/run/secrets/x'``; escaped if it holds control characters
+    (one problem stays one line) and cut if absurdly long."""
+    if len(path) > _MAX_PATH_CHARS:
+        path = path[:_MAX_PATH_CHARS] + "..."
+    return f"'{path}'" if path.isprintable() else repr(path)
+
+
 def _format_loc(loc: Loc) -> str:
-    """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``."""
+    """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``.
+
+    An unknown key is shown as written only if it is short and printable; otherwise quoted and
+    escaped (``web['\\r']``), so that one problem stays one line of output.
+    """
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif isinstance(part, str) and part.isprintable() and 0 < len(part) <= _MAX_KEY_CHARS:
             text += f".{part}" if text else part
+        else:
+            shown = repr(
+                part if len(str(part)) <= _MAX_KEY_CHARS else f"{part!s:.{_MAX_KEY_CHARS}}..."
+            )
+            text += f"[{shown}]"
     return text
 
 

@@ -123,14 +123,25 @@ async def test_serves_and_shuts_down_cleanly_on_signal(tmp_path, base_url, sig):
             await proc.wait()
 
 
-async def test_bad_web_flags_are_usage_errors_also_in_demo_mode(tmp_path, base_url):
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--web.listen-address", "nonsense", "must be [host]:port"),
+        ("--web.listen-address", "[::1", "unbalanced '[' or ']'"),  # was exit 1, a traceback
+        ("--web.listen-address", "", "must be [host]:port"),
+        ("--web.telemetry-path", "metrics", "must start with '/'"),
+        ("--web.telemetry-path", "/healthz", "taken by the exporter itself"),
+        ("--web.telemetry-path", "/{x}", "must not contain '{' or '}'"),
+    ],
+)
+async def test_bad_web_flags_are_usage_errors_in_every_mode(
+    tmp_path, base_url, flag, value, message
+):
+    """The flags go through the config's WebConfig model: same rules, flag named."""
     path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
-    for args in (
-        ("--config.file", str(path), "--web.listen-address", "nonsense"),
-        ("--config.file", str(path), "--web.telemetry-path", "metrics"),
-        ("--demo", "--web.listen-address", "nonsense"),
-        ("--demo", "--web.telemetry-path", "metrics"),
-    ):
-        code, _, err = await run(*args)
-        assert code == 2, (args, err)
-        assert "error:" in err and ("listen address" in err or "telemetry-path" in err)
+    for mode in (("--config.file", str(path)), ("--check-config", "--config.file", str(path)),
+                 ("--demo",)):  # fmt: skip
+        code, out, err = await run(*mode, flag, value)
+        assert code == 2, (mode, err)
+        assert f"error: {flag}: " in err and message in err, (mode, err)
+        assert "Traceback" not in err and "valid" not in out

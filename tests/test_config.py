@@ -27,6 +27,21 @@ from exporter.durations import format_duration, parse_duration
 
 SECRET = "s3cr3t-Value-Zq8!"
 
+# A self-signed test CA (EC P-256, valid until 2126): ca_file must hold real PEM certificates.
+TEST_CA_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIBqDCCAU2gAwIBAgIUGoKRyChkIJRW01S5ZCNW7MwZibcwCgYIKoZIzj0EAwIw
+KDEmMCQGA1UEAwwdY2l0cml4LWNsb3VkLWV4cG9ydGVyIHRlc3QgQ0EwIBcNMjYx
+MjAxMTA0NTA4WhgPMjEyNjExMDcxMDQ1MDhaMCgxJjAkBgNVBAMMHWNpdHJpeC1j
+bG91ZC1leHBvcnRlciB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+XkehvCeATnYnaszA+aB7i8hbA/Ch969ysjHsqjrikUt83Z/HqRpoGQ9hqSjOJFkw
+W/1j6oN7iOUmfvxzAlFZf6NTMFEwHQYDVR0OBBYEFFI9zUQF1QzqQ0caBOOSX2VY
+lxbGMB8GA1UdIwQYMBaAFFI9zUQF1QzqQ0caBOOSX2VYlxbGMA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAIGgeksVfXxJfjk9gmtfmQBFCjycGlwy
+RwT25R6I1v5bAiEAyS6o/sdxbT0NIdVPI+V2HlI0ECCH/tVImENb7bkTtJU=
+-----END CERTIFICATE-----
+"""
+
 MINIMAL = """\
 customers:
   - customer_id: acme1234
@@ -156,7 +171,7 @@ def test_minimal_config_uses_defaults() -> None:
 
 def test_full_example(tmp_path: Path) -> None:
     ca = tmp_path / "custom.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca.write_text(TEST_CA_PEM)
     (tmp_path / "client_secret").write_text(SECRET + "\n")
     text = f"""\
     web:
@@ -279,7 +294,7 @@ def test_poll_interval_forms(value: str, seconds: float) -> None:
 
 def test_ca_file_ok_and_missing(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("x")
+    ca.write_text(TEST_CA_PEM)
     assert parse(customer(ca_file=str(ca))).customers[0].ca_file == str(ca)
     missing = tmp_path / "missing.pem"
     message = error_of(customer(ca_file=str(missing)))

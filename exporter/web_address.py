@@ -1,0 +1,66 @@
+"""Where the exporter serves: the rules for its listen address and its metrics path.
+
+One parser for the ``web.listen_address`` key, the ``--web.listen-address`` flag and the bind
+call, so a value that validates is a value that binds; one check for the telemetry path, so it
+can neither shadow the exporter's own endpoints nor become an aiohttp route pattern. Both raise
+``ValueError`` with messages that complete "key: ..." and never repeat the value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+__all__ = ["RESERVED_PATHS", "check_telemetry_path", "parse_listen_address"]
+
+_LISTEN_ADDRESS_HINT = "must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'"
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+
+
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """``:9876`` (all interfaces), ``127.0.0.1:9876``, ``host:9876`` or ``[::1]:9876`` ->
+    (host or None, port); ``ValueError`` with a value-free message otherwise.
+
+    The one parser for the config key, the command-line flag and the server's bind call, so a
+    value that validates is a value that binds (``[::1`` used to pass and then crash).
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not _PORT_RE.fullmatch(port) or int(port) > 65535:
+        raise ValueError(_LISTEN_ADDRESS_HINT)
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")):
+            raise ValueError(f"{_LISTEN_ADDRESS_HINT}; unbalanced '[' or ']'")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("must have an IPv6 address inside '[...]'") from None
+    elif ":" in host:
+        raise ValueError(f"{_LISTEN_ADDRESS_HINT}; an IPv6 host goes in brackets: '[::1]:9876'")
+    elif host and not _HOSTNAME_RE.fullmatch(host):
+        raise ValueError("must have a host name or IP address before the ':'")
+    return (host or None), int(port)
+
+
+# Served by the exporter itself (web.py), or reserved for a future reload endpoint.
+RESERVED_PATHS = ("/", "/healthz", "/readyz", "/-/reload")
+# RFC 3986 path characters without '%': what a route matches literally and a scrape config can
+# spell without escaping. '{' and '}' would make aiohttp read the path as a route pattern.
+_TELEMETRY_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
+
+
+def check_telemetry_path(value: str) -> str:
+    """The metrics path: absolute, literal, and not one of the exporter's other endpoints."""
+    if not value.startswith("/"):
+        raise ValueError("must start with '/'")
+    if value in RESERVED_PATHS:
+        raise ValueError(f"'{value}' is taken by the exporter itself; use e.g. /metrics")
+    if "{" in value or "}" in value:
+        raise ValueError("must not contain '{' or '}' (it would become a route pattern)")
+    if not _TELEMETRY_PATH_RE.fullmatch(value):
+        raise ValueError(
+            "must be a plain path: ASCII letters, digits and -._~!$&'()*+,;=:@/ "
+            "(no spaces, '?', '#' or '%')"
+        )
+    return value
