@@ -18,6 +18,7 @@ from .durations import format_duration
 from .log import shown_error
 from .poller import Poller
 from .runtime import Exporter
+from .web_address import check_telemetry_path
 
 
 def _when(timestamp: float | None) -> str:
@@ -65,23 +66,6 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 """
 
 
-RESERVED_PATHS = frozenset({"/healthz", "/readyz"})
-
-
-def check_telemetry_path(path: str) -> str:
-    """`path` if the metrics endpoint can be served there; ValueError (for the operator) if not.
-
-    The path is matched literally: `{` and `}` have no special meaning (see `_literal_get`).
-    """
-    if not path.startswith("/"):
-        raise ValueError(f"telemetry path {path!r} must start with '/'")
-    if path in RESERVED_PATHS:
-        raise ValueError(f"telemetry path {path!r} is taken by the exporter's own endpoint")
-    if any(c.isspace() or not c.isprintable() or c in "?#" for c in path):
-        raise ValueError(f"telemetry path {path!r} may not contain spaces, controls, '?' or '#'")
-    return path
-
-
 def _literal_get(app: web.Application, path: str, handler: Handler) -> None:
     """Route GET `path` as the literal string: `add_get` would read `{name}` as a variable."""
     resource = web.PlainResource(path)
@@ -91,7 +75,11 @@ def _literal_get(app: web.Application, path: str, handler: Handler) -> None:
 
 
 def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
-    """The aiohttp application; /metrics renders the snapshot and never calls upstream."""
+    """The aiohttp application; /metrics renders the snapshot and never calls upstream.
+
+    ValueError if `telemetry_path` breaks the rules of `web_address.check_telemetry_path`
+    (the config and the flag were checked by the same function; this guards other callers).
+    """
     check_telemetry_path(telemetry_path)
     metrics_handler = make_aiohttp_handler(exporter.registry)
     poller = exporter.poller
@@ -111,6 +99,5 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
     _literal_get(app, telemetry_path, metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if telemetry_path != "/":
-        app.router.add_get("/", index)
+    app.router.add_get("/", index)
     return app

@@ -98,20 +98,25 @@ async def test_failure_sets_up_zero_keeps_values_then_drops_them_after_max_stale
     )
 
 
-async def test_telemetry_path_is_matched_literally(base_url, exporter_factory, aiohttp_client):
-    exporter = await exporter_factory(make_config(base_url))
-    client = await aiohttp_client(create_web_app(exporter, "/metrics/{job}"))
-    resp = await client.get("/metrics/%7Bjob%7D")
-    assert resp.status == 200 and "citrix_exporter_build_info" in await resp.text()
-    assert (await client.get("/metrics/anything")).status == 404  # not a route variable
-    assert (await client.head("/metrics/%7Bjob%7D")).status == 200
-
-
 async def test_telemetry_path_that_cannot_be_served_is_refused(base_url, exporter_factory):
+    """The rules of the config key (web_address.check_telemetry_path) also guard the app:
+    no relative path, no endpoint of our own, no route pattern, nothing but a plain path."""
     exporter = await exporter_factory(make_config(base_url))
-    for path in ("metrics", "/healthz", "/readyz", "/met rics", "/metrics?x=1", "/a#b"):
-        with pytest.raises(ValueError, match="telemetry path"):
+    paths = ("metrics", "/", "/healthz", "/readyz", "/-/reload", "/metrics/{job}", "/met rics")
+    for path in (*paths, "/metrics?x=1", "/a#b"):
+        with pytest.raises(ValueError):
             create_web_app(exporter, path)
+
+
+async def test_a_custom_telemetry_path_is_served_and_the_landing_page_links_it(
+    base_url, exporter_factory, aiohttp_client
+):
+    exporter = await exporter_factory(make_config(base_url))
+    client = await aiohttp_client(create_web_app(exporter, "/custom/path"))
+    resp = await client.get("/custom/path")
+    assert resp.status == 200 and "citrix_exporter_build_info" in await resp.text()
+    assert (await client.get("/metrics")).status == 404
+    assert 'href="/custom/path"' in await (await client.get("/")).text()
 
 
 async def test_landing_page_errors_are_scrubbed_and_cut(base_url, exporter_factory, aiohttp_client):
