@@ -273,3 +273,25 @@ async def test_empty_shard_is_valid_and_serves_its_own_metrics(tmp_path: Path) -
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_limits_and_messages_name_what_is_wrong() -> None:
+    """The operator reads these messages: each names the bad value and the variable to fix."""
+    assert Shard(1023, 1024).count == 1024  # MAX_SHARDS itself is allowed
+    with pytest.raises(ShardError, match=r"^shard count must be between 1 and 1024, got 1025$"):
+        Shard(0, 1025)
+    with pytest.raises(ShardError, match=r"^shard index must be between 0 and 2 for 3 shard"):
+        parse_shard("3/3")
+    with pytest.raises(ShardError, match=r"invalid shard 'x': expected INDEX/COUNT, e\.g\. 0/3"):
+        parse_shard("x")
+    with pytest.raises(ValueError, match=r"^count must be at least 1$"):
+        shard_of("acme", 0)
+    cases = [
+        ({ENV_SHARD_INDEX: "1"}, f"{ENV_SHARD_COUNT} is not set"),
+        ({ENV_SHARD_COUNT: "3"}, f"{ENV_SHARD_INDEX} is not set"),
+        ({ENV_SHARD_INDEX: "pod-x", ENV_SHARD_COUNT: "3"}, f"invalid {ENV_SHARD_INDEX} 'pod-x'"),
+        ({ENV_SHARD_INDEX: "0", ENV_SHARD_COUNT: "three"}, f"invalid {ENV_SHARD_COUNT} 'three'"),
+    ]
+    for environ, message in cases:
+        with pytest.raises(ShardError, match=re.escape(message)):
+            resolve_shard(None, environ)
