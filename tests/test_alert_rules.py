@@ -222,3 +222,172 @@ scrape_configs:
 def test_unit_test_files_point_at_the_rules(path: Path):
     case = yaml.safe_load(path.read_text())
     assert [(path.parent / f).resolve() for f in case["rule_files"]] == [RULES.resolve()]
+
+
+# -- thresholds: the header table, the markers and the boundary unit tests ------------------------
+
+BOUNDARIES = RULES_DIR / "tests" / "boundaries.test.yml"
+_COMPARISON = r"(?P<op>>=|<=|==|>|<)\s*(?P<num>\d+(?:\.\d+)?)"
+_MARKED = re.compile(rf"^(?P<lead>\s*){_COMPARISON}(?P<rest>\s+# THRESHOLD.*)$")
+_MARKED_FOR = re.compile(
+    r"^(?P<lead>\s*for:\s*)(?P<num>\d+)(?P<unit>[smh])(?P<rest>\s+# THRESHOLD.*)$"
+)
+_WORDS = {"older than": ">", "more than": ">"}  # the header's words for an operator
+
+
+def threshold_lines() -> list[tuple[int, str, str]]:
+    """(line index, alert, line) of every `# THRESHOLD` line in the rule expressions."""
+    lines = RULES.read_text().splitlines()
+    found, alert = [], ""
+    for index, line in enumerate(lines):
+        name = re.match(r"\s*- alert:\s*(\w+)", line)
+        if name:
+            alert = name.group(1)
+        if alert and "# THRESHOLD" in line:
+            found.append((index, alert, line))
+    return found
+
+
+def header_table() -> dict[tuple[str, str], tuple[str, str]]:
+    """(alert, severity) -> (what "fires when" says, the `for` column), from the header."""
+    header = RULES.read_text().split("\ngroups:")[0].splitlines()
+    start = next(i for i, line in enumerate(header) if line.startswith("#   ----"))
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
+    key: tuple[str, str] | None = None
+    alert = ""
+    for line in header[start + 1 :]:
+        if not line.startswith("#   "):
+            break
+        body = line[4:]
+        match = re.match(r"(Citrix\w+)\s*(.*)$", body)
+        if match:  # a new row; a long name puts its severity on the next line
+            alert, body = match.group(1), match.group(2)
+            key = None
+            if not body:
+                continue
+        else:
+            body = body.strip()
+        severity = re.match(r"(critical|warning|info)\s+(.*)$", body.strip())
+        if key is None and severity:
+            key = (alert, severity.group(1))
+            body = severity.group(2)
+        assert key is not None, line
+        text, for_ = rows.get(key, ("", ""))
+        duration = re.search(r"\s{2,}(\d+[smhd])$", body)
+        if duration:
+            for_, body = duration.group(1), body[: duration.start()]
+        rows[key] = (f"{text} {body.strip()}".strip(), for_)
+    return rows
+
+
+def header_comparisons(text: str) -> set[tuple[str, float]]:
+    """The comparisons a "fires when" text states; `10 % (0.10)` reads as 0.10."""
+    found = set()
+    for words, op in _WORDS.items():
+        text = text.replace(words, op)
+    for match in re.finditer(rf"{_COMPARISON}(?:\s*%\s*\((?P<ratio>[\d.]+)\))?", text):
+        found.add((match["op"], float(match["ratio"] or match["num"])))
+    return found
+
+
+def test_header_table_matches_the_rules():
+    """The table operators read first says what the expressions do: each `# THRESHOLD` number,
+    its comparison and each rule's `for` are in its alert's row, and every row is a rule."""
+    table = header_table()
+    rules = {(r["alert"], r["labels"]["severity"]): r for r in alert_rules()}
+    assert set(table) == set(rules)
+    for key, rule in rules.items():
+        text, for_ = table[key]
+        assert for_ == rule["for"], f"{key}: header says for {for_}, the rule {rule['for']}"
+        stated = header_comparisons(text)
+        raw = _raw_rule_at(rule)
+        marked = {
+            (m["op"], float(m["num"]))
+            for m in map(_MARKED.match, raw.splitlines())
+            if m is not None
+        }
+        assert marked <= stated, f"{key}: thresholds {marked - stated} not in the header: {text}"
+        # What the header states beyond the markers must still be in the expression.
+        expr = " ".join(rule["expr"].split())
+        for op, num in stated - marked:
+            literal = re.compile(rf"{re.escape(op)}\s*{num:g}(?![\d.])|{re.escape(op)}\s*{num}")
+            assert literal.search(expr), (
+                f"{key}: header states {op} {num:g}, the expression does not: {text}"
+            )
+
+
+def _raw_rule_at(rule: dict[str, Any]) -> str:
+    """The source text of this very rule (alerts with two rules are told apart by severity)."""
+    text = RULES.read_text()
+    starts = [m.start() for m in re.finditer(rf"- alert: {rule['alert']}\n", text)]
+    for start in starts:
+        end = text.find("- alert:", start + 1)
+        raw = text[start : end if end > 0 else len(text)]
+        if re.search(rf"severity:\s*{rule['labels']['severity']}\b", raw):
+            return raw
+    raise AssertionError(f"no source for {rule['alert']}")
+
+
+def test_warning_expiry_window_ends_where_critical_begins():
+    expiring = [r for r in alert_rules() if r["alert"] == "CitrixLicensesExpiring"]
+    bounds = {
+        r["labels"]["severity"]: {
+            (m["op"], float(m["num"]))
+            for m in map(_MARKED.match, _raw_rule_at(r).splitlines())
+            if m
+        }
+        for r in expiring
+    }
+    (low,) = [num for op, num in bounds["warning"] if op == ">="]
+    assert bounds["critical"] == {("<", low)}
+
+
+def _mutants(line: str) -> list[str]:
+    """The threshold line moved one step up, one step down, and with its comparison's
+    boundary flipped (`>` <-> `>=`)."""
+    match = _MARKED_FOR.match(line)
+    if match:
+        num = int(match["num"])
+        return [f"{match['lead']}{n}{match['unit']}{match['rest']}" for n in (num + 1, num - 1)]
+    match = _MARKED.match(line)
+    assert match, f"a `# THRESHOLD` line that is neither a comparison nor a `for`: {line!r}"
+    num, op = match["num"], match["op"]
+    step = 10 ** -len(num.split(".")[1]) if "." in num else 1
+    flipped = {">": ">=", ">=": ">", "<": "<=", "<=": "<", "==": "!="}[op]
+    return [
+        f"{match['lead']}{op} {float(num) + step:g}{match['rest']}",
+        f"{match['lead']}{op} {float(num) - step:g}{match['rest']}",
+        f"{match['lead']}{flipped} {num}{match['rest']}",
+    ]
+
+
+def test_every_threshold_is_pinned_by_a_boundary_case(tmp_path):
+    """Each `# THRESHOLD` moved one step either way, or with `>` and `>=` swapped, fails
+    boundaries.test.yml: a threshold cannot change unnoticed. All mutants run in one promtool
+    call, each against only its alert's cases."""
+    promtool = require_binary("promtool")
+    lines = RULES.read_text().splitlines()
+    cases = yaml.safe_load(BOUNDARIES.read_text())
+    files: dict[Path, str] = {}
+    for index, alert, line in threshold_lines():
+        groups = [
+            group
+            for group in cases["tests"]
+            if any(check["alertname"] == alert for check in group["alert_rule_test"])
+        ]
+        assert groups, f"{alert}: no case in {BOUNDARIES.name}"
+        for number, mutant in enumerate(_mutants(line)):
+            rules = tmp_path / f"{alert}-{index}-{number}.rules.yml"
+            rules.write_text("\n".join([*lines[:index], mutant, *lines[index + 1 :]]) + "\n")
+            test = tmp_path / f"{alert}-{index}-{number}.test.yml"
+            test.write_text(yaml.safe_dump({**cases, "rule_files": [rules.name], "tests": groups}))
+            files[test] = f"{alert} line {index + 1}: {mutant.strip()}"
+    result = run(promtool, "test", "rules", *map(str, files))
+    # stdout: "Unit Testing:  FILE" then "SUCCESS" for a passing file (failures go to stderr).
+    verdicts = {
+        section.split()[0]: "SUCCESS" in section
+        for section in result.stdout.split("Unit Testing:")[1:]
+    }
+    survivors = [label for path, label in files.items() if verdicts.get(str(path))]
+    assert not survivors, f"threshold changes no boundary case notices: {survivors}"
+    assert len(verdicts) == len(files), result.stdout[-2000:] + result.stderr[-2000:]

@@ -17,9 +17,11 @@ import aiohttp
 import pytest
 import yaml
 
+from exporter.simulator.app import create_app
+from exporter.simulator.monitor import ConnectionState, RegistrationState
 from exporter.simulator.scenarios import DEMO_CUSTOMER_IDS, demo_state
 from exporter.simulator.state import SimulatorState
-from tests.e2e import Prometheus, exporter_process
+from tests.e2e import Prometheus, exporter_process, wait_until
 from tests.helpers import require_binary
 from tests.scenarios import trickle, write_demo_config
 from tools.dashboards import build_all
@@ -519,3 +521,168 @@ async def _check_metadata(prometheus: Prometheus, boards: list[dict[str, Any]]) 
                     continue  # made by Prometheus, not scraped
                 family = re.sub(r"_(total|bucket|sum|count)$", "", metric)
                 assert {metric, family} & exposed, f"{target}: {metric} is not exposed"
+
+
+# -- key panels show the right values -------------------------------------------------------------
+
+
+def frozen_demo_state() -> SimulatorState:
+    """The demo's customers with the clock's effects switched off: no licence drift, and static
+    Monitor tenants (no sessions coming and going), so each key panel has one right value. The
+    demo expires all of a customer's licenses at once; here acme-demo's and globex-demo's next
+    expiry covers only part of them, so an "expiring" panel showing "available" is caught."""
+    state = demo_state()
+    state.customers["acme-demo"].licensing.expiring_count = 125
+    state.customers["globex-demo"].licensing.expiring_count = 40
+    for customer in state.customers.values():
+        customer.licensing.drift_amplitude = 0
+        if customer.monitor is not None:
+            customer.monitor.life = None
+    return state
+
+
+def panel_expr(boards: list[dict[str, Any]], uid: str, title: str, ref: str = "A") -> str:
+    (board,) = [b for b in boards if b["uid"] == uid]
+    found = [t.expr for t in targets(board) if t.panel == title and t.ref == ref]
+    assert len(found) == 1, f"{uid} / {title} / {ref}: {len(found)} targets"
+    return substitute(found[0])
+
+
+def by_license(result: list[dict[str, Any]]) -> dict[str, float]:
+    """{"customer_id/product": value} of a licensing panel's result, one series each."""
+    values: dict[str, float] = {}
+    for series in result:
+        key = f"{series['metric']['customer_id']}/{series['metric']['product']}"
+        assert key not in values, f"two series for {key}: {result}"
+        values[key] = float(series["value"][1])
+    return values
+
+
+def expected_monitor(state: SimulatorState) -> dict[str, Any]:
+    """What the Monitor panels must show, counted from the simulator's rows."""
+    sessions = {"active": 0, "disconnected": 0}
+    machines = {"registered": 0, "unregistered": 0}
+    unregistered_share: dict[tuple[str, str], float] = {}
+    for customer_id, customer in state.customers.items():
+        data = customer.monitor
+        assert data is not None
+        for session in data.open_sessions():
+            if session["ConnectionState"] == ConnectionState.ACTIVE:
+                sessions["active"] += 1
+            elif session["ConnectionState"] == ConnectionState.DISCONNECTED:
+                sessions["disconnected"] += 1
+        live = [m for m in data.machines if m["LifecycleState"] == 0]
+        for machine in live:
+            if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
+                machines["registered"] += 1
+            elif machine["CurrentRegistrationState"] == RegistrationState.UNREGISTERED:
+                machines["unregistered"] += 1
+        for group in data.desktop_groups:
+            members = [m for m in live if m["DesktopGroupId"] == group["Id"]]
+            if members:
+                unregistered = sum(
+                    m["CurrentRegistrationState"] == RegistrationState.UNREGISTERED for m in members
+                )
+                unregistered_share[(customer_id, group["Name"])] = unregistered / len(members)
+    return {"sessions": sessions, "machines": machines, "share": unregistered_share}
+
+
+async def test_key_panels_show_the_demo_values(tmp_path, aiohttp_server):
+    """A panel querying the wrong series (used for available, the wrong state, another
+    customer's row) still "returns data"; here each key panel's value per customer is the one
+    the demo state implies: 500/100/250 available, 320/112/181 used (the lower of user and
+    device usage), 180/0/69 remaining, 0/12/0 over, expiry 200/310/20 days out, and the
+    sessions and machines the simulator's rows hold."""
+    prometheus_bin = require_binary("prometheus")
+    state = frozen_demo_state()
+    server = await aiohttp_server(create_app(state))
+    base_url = str(server.make_url("")).rstrip("/")
+    boards = list(load_dashboards().values())
+    config = write_demo_config(tmp_path / "exporter.yml", base_url, state)
+    exporter, url = await exporter_process(tmp_path, "--config.file", str(config))
+    prometheus = Prometheus(
+        prometheus_bin,
+        tmp_path,
+        f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: {JOB}
+    static_configs:
+      - targets: ['{url.removeprefix("http://")}']
+""",
+    )
+    licensing, daas = "citrix-cloud-licensing", "citrix-daas-sessions-machines"
+    # acme-demo also has 42 of 100 secureworkspaceaccess licenses (products collector), all 100
+    # expiring in 90 days.
+    acme, globex, initech = (
+        "acme-demo/XenDesktop",
+        "globex-demo/XenDesktop",
+        "initech-demo/XenDesktop",
+    )
+    swa = "acme-demo/secureworkspaceaccess"
+    licenses = {
+        # (panel title, ref): {customer/product: value}
+        ("Available", "A"): {acme: 500, globex: 100, initech: 250, swa: 100},
+        ("Used", "A"): {acme: 320, globex: 112, initech: 181, swa: 42},
+        ("Remaining", "A"): {acme: 180, globex: 0, initech: 69, swa: 58},
+        ("Overage", "A"): {acme: 0, globex: 12, initech: 0, swa: 0},
+        ("Used (% of available)", "A"): {
+            acme: 320 / 500, globex: 112 / 100, initech: 181 / 250, swa: 42 / 100
+        },
+        ("Customers by remaining licenses", "A"): {
+            acme: 180 / 500, globex: 0, initech: 69 / 250, swa: 58 / 100
+        },
+        ("Customers by remaining licenses", "E"): {acme: 0, globex: 12, initech: 0, swa: 0},
+        ("Expiry and activation schedule", "C"): {acme: 125, globex: 40, initech: 250, swa: 100},
+        ("Customers by remaining licenses", "G"): {acme: 125, globex: 40, initech: 250, swa: 100},
+        ("Expiry and activation schedule", "E"): {acme: 100},
+    }  # fmt: skip
+    expiry = {f"{c}/XenDesktop": state.customers[c].licensing.next_expiry for c in DEMO_CUSTOMERS}
+    monitor = expected_monitor(state)
+    try:
+        await prometheus.start()
+
+        async def scraped() -> bool:
+            # Every demo customer's licensing and monitor data is in (frozen: stays so).
+            up = await prometheus.query('citrix_up{collector=~"licensing|monitor"} == 1')
+            return len(up) == 2 * len(DEMO_CUSTOMERS)
+
+        await wait_until(scraped, WAIT_FOR_SERIES, exporter)
+        for (title, ref), expected in licenses.items():
+            got = by_license(await prometheus.query(panel_expr(boards, licensing, title, ref)))
+            assert got == pytest.approx(expected), f"{licensing} / {title} / {ref}"
+        at = time.time()
+        days = by_license(
+            await prometheus.query(panel_expr(boards, licensing, "Days until next expiry"), at)
+        )
+        swa_days = days.pop(swa)
+        assert days == pytest.approx(
+            {key: (when.timestamp() - at) / 86400 for key, when in expiry.items()}, abs=1e-3
+        )
+        assert [round(days[key]) for key in (acme, globex, initech)] == [200, 310, 20]
+        assert 89 < swa_days <= 90
+        for title, key, state_name in (
+            ("Active sessions", "sessions", "active"),
+            ("Disconnected sessions", "sessions", "disconnected"),
+            ("Registered machines", "machines", "registered"),
+            ("Unregistered machines", "machines", "unregistered"),
+        ):
+            result = await prometheus.query(panel_expr(boards, daas, title))
+            assert [float(r["value"][1]) for r in result] == [monitor[key][state_name]], title
+        assert monitor["sessions"]["active"] > 0 and monitor["machines"]["unregistered"] > 0
+        share = await prometheus.query(
+            panel_expr(boards, daas, "Unregistered machines (% of delivery group)")
+        )
+        got_share = {
+            (r["metric"]["customer_id"], r["metric"]["delivery_group"]): float(r["value"][1])
+            for r in share
+        }
+        assert got_share == pytest.approx(monitor["share"])
+        assert len(set(monitor["share"].values())) > 1  # not all groups alike
+        down = await prometheus.query(
+            panel_expr(boards, "citrix-exporter-health", "Collectors down")
+        )
+        assert [float(r["value"][1]) for r in down] == [0]
+    finally:
+        await prometheus.stop()
+        assert await exporter.stop() == 0

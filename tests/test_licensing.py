@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
+import pytest
 from prometheus_client import generate_latest
 
 from exporter.runtime import Exporter
@@ -100,3 +103,93 @@ async def test_not_entitled_is_up_zero_and_logged_once(
     sim_state.customers[SEED_CUSTOMER].licensing.entitled = True
     text = await poll(exporter)
     assert value(text, "citrix_up", collector="licensing") == 1
+
+
+class FixedClock:
+    """A clock the test moves by hand (seconds since the epoch)."""
+
+    def __init__(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def set(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+
+@pytest.fixture
+def far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process runs 14 hours ahead of UTC (POSIX TZ signs are inverted): months must still
+    be UTC months, so a local-time slip shows up around midnight and month ends."""
+    monkeypatch.setenv("TZ", "UTC-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def history_queries(sim_state: SimulatorState) -> list[tuple[str, str]]:
+    """(startDate, endDate) of every historical usage request, in order."""
+    return [
+        (r.query["startDate"], r.query["endDate"])
+        for r in sim_state.requests
+        if r.path.endswith("/historicalusage")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("now", "window"),
+    [
+        # Twelve months including the current one: startDate is 11 months back, not 12.
+        (datetime(2025, 6, 10, 12, 0, tzinfo=UTC), ("2024-07", "2025-06")),
+        # January: the window crosses the year boundary.
+        (datetime(2025, 1, 15, 8, 30, tzinfo=UTC), ("2024-02", "2025-01")),
+        # The last second of December and the first of January, UTC (not local time).
+        (datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC), ("2024-01", "2024-12")),
+        (datetime(2025, 1, 1, 0, 0, 0, tzinfo=UTC), ("2024-02", "2025-01")),
+        # December: start in January of the same year.
+        (datetime(2025, 12, 1, tzinfo=UTC), ("2025-01", "2025-12")),
+    ],
+)
+async def test_history_window_requested_for_a_fixed_clock(
+    base_url,
+    exporter_factory,
+    sim_state: SimulatorState,
+    now: datetime,
+    window: tuple[str, str],
+    far_east: None,
+):
+    exporter = await exporter_factory(make_config(base_url), clock=FixedClock(now))
+    await poll(exporter)
+    assert history_queries(sim_state) == [window]
+
+
+async def test_history_is_refetched_for_the_new_month_and_after_a_day(
+    base_url, exporter_factory, sim_state: SimulatorState
+):
+    clock = FixedClock(datetime(2025, 1, 31, 23, 0, tzinfo=UTC))
+    sim_state.customers[SEED_CUSTOMER].licensing.history = [
+        HistoryMonth(date(2025, 1, 1), 40, 12, 5, 2, 9, 4, 1),
+        HistoryMonth(date(2025, 2, 1), 50, 20, 8, 0, 10, 1, 0),
+    ]
+    exporter = await exporter_factory(make_config(base_url), clock=clock)
+    text = await poll(exporter)
+    assert value(text, "citrix_licenses_month_available", **LABELS) == 40
+    clock.set(datetime(2025, 1, 31, 23, 50, tzinfo=UTC))  # same day and month: kept
+    await poll(exporter)
+    clock.set(datetime(2025, 2, 1, 0, 10, tzinfo=UTC))  # an hour later, but a new month
+    text = await poll(exporter)
+    assert value(text, "citrix_licenses_month_available", **LABELS) == 50
+    when = datetime(2025, 2, 1, tzinfo=UTC).timestamp()
+    assert value(text, "citrix_licenses_month_start_timestamp_seconds", **LABELS) == when
+    clock.set(datetime(2025, 2, 2, 0, 9, tzinfo=UTC))  # 23 h 59 min later: kept
+    await poll(exporter)
+    clock.set(datetime(2025, 2, 2, 0, 10, tzinfo=UTC))  # a full day later: refetched
+    await poll(exporter)
+    assert history_queries(sim_state) == [
+        ("2024-02", "2025-01"),
+        ("2024-03", "2025-02"),
+        ("2024-03", "2025-02"),
+    ]
+    assert sim_state.count("/ud/current") == 5

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from exporter.collector import monitor_enums
 from exporter.runtime import Exporter
 from exporter.simulator.monitor import (
     ConnectionState,
@@ -317,3 +318,130 @@ async def test_unknown_enum_values_count_as_unknown(
         value(text, "citrix_upstream_data_issues_total", collector="monitor", issue="unknown_enum")
         == 2
     )
+
+
+# Every enum value of the Monitor OData model with its label, written out here (from Citrix's
+# "Enums, error codes, and descriptions") rather than read from exporter/collector/monitor_enums.py,
+# so that a swapped or misspelt entry there fails.
+CONNECTION_STATES = [
+    "unknown", "connected", "disconnected", "terminated", "preparing_session", "active",
+    "reconnecting", "non_brokered_session", "other", "pending",
+]  # fmt: skip
+REGISTRATION_STATES = ["unknown", "registered", "unregistered"]
+POWER_STATES = [
+    "unknown", "unavailable", "off", "on", "suspended", "turning_on", "turning_off", "suspending",
+    "resuming", "unmanaged", "not_supported", "virtual_machine_not_found",
+]  # fmt: skip
+FAULT_STATES = [
+    "unknown", "none", "failed_to_start", "stuck_on_boot", "unregistered", "max_capacity",
+    "virtual_machine_not_found",
+]  # fmt: skip
+DELIVERY_TYPES = ["desktops_only", "apps_only", "desktops_and_apps"]
+SESSION_SUPPORTS = ["unknown", "single_session", "multi_session"]
+FAILURE_CODES = {
+    0: "unknown", 1: "none", 2: "session_preparation", 3: "registration_timeout",
+    4: "connection_timeout", 5: "licensing", 6: "ticketing", 7: "other", 8: "general_fail",
+    9: "maintenance_mode", 10: "application_disabled", 11: "license_feature_refused",
+    12: "no_desktop_available", 13: "session_limit_reached", 14: "disallowed_protocol",
+    15: "resource_unavailable", 16: "active_session_reconnect_disabled",
+    17: "no_session_to_reconnect", 18: "spin_up_failed", 19: "refused",
+    20: "configuration_set_failure", 21: "max_total_instances_exceeded",
+    22: "max_per_user_instances_exceeded", 23: "communication_error",
+    24: "max_per_machine_instances_exceeded", 25: "max_per_entitlement_instances_exceeded",
+    100: "no_machine_available", 101: "machine_not_functional",
+}  # fmt: skip
+
+
+def distinct_counts_tenant() -> MonitorData:
+    """A tenant where each value of each enum has its own count, so any two swapped labels
+    show up: value i of ConnectionState has i + 1 open sessions, PowerState i has i + 1
+    machines, FaultState i has 10 + i machines, RegistrationState 0/1/2 has 7/15/56 machines;
+    delivery group Gi has DeliveryType i and SessionSupport i (all counted machines are in G2)."""
+    tenant = MonitorData(clock=T0 - timedelta(days=1))
+    groups = [
+        tenant.add_desktop_group(f"G{i}", delivery_type=i, session_support=i) for i in range(3)
+    ]
+    for group in groups[:2]:  # a group is exported while it has machines or sessions
+        tenant.add_machine(group["Id"])
+    target = groups[2]["Id"]
+    power = [p for p in range(len(POWER_STATES)) for _ in range(p + 1)]  # 78 machines
+    fault = [f for f in range(len(FAULT_STATES)) for _ in range(10 + f)][: len(power)]
+    registration = [0] * 7 + [2] * 15 + [1] * (len(power) - 22)
+    assert len(fault) == len(power) == 78 and len(registration) == 78
+    machines = [
+        tenant.add_machine(target, power_state=p, fault_state=f, registration_state=r)
+        for p, f, r in zip(power, fault, registration, strict=True)
+    ]
+    for state in range(len(CONNECTION_STATES)):
+        for _ in range(state + 1):
+            tenant.add_session(machines[0]["Id"], connection_state=state)
+    return tenant
+
+
+async def test_every_enum_value_has_its_own_label(
+    base_url, exporter_factory, sim_state: SimulatorState
+):
+    """Only a few states carry distinct counts in the other tests, so swapping two labels of
+    an enum table could pass; here each value's count is unique and checked exactly."""
+    tenant = distinct_counts_tenant()
+    sim_state.customers[SEED_CUSTOMER].monitor = tenant
+    for index, code in enumerate(FAILURE_CODES):  # code k: index + 1 failures
+        for n in range(index + 1):
+            tenant.add_failure(failure_date=T0 + timedelta(seconds=1 + n), value=code)
+    clock = Clock()
+    exporter = await exporter_factory(monitor_config(base_url), clock=clock)
+    clock.now += 60
+    text = await poll(exporter)
+
+    def series(name: str, label: str) -> dict[str, float]:
+        return {
+            dict(labels)[label]: v
+            for (sample, labels), v in samples(text).items()
+            if sample == name and dict(labels).get("delivery_group") == "G2"
+        }
+
+    assert series("citrix_sessions", "state") == {
+        name: i + 1 for i, name in enumerate(CONNECTION_STATES)
+    }
+    assert series("citrix_machines_by_power_state", "power_state") == {
+        name: i + 1 for i, name in enumerate(POWER_STATES)
+    }
+    assert series("citrix_machines", "registration_state") == dict(
+        zip(REGISTRATION_STATES, (7, 56, 15), strict=True)
+    )
+    # Only real faults (FailedToStart and up) are exported; Unknown and None are not faults.
+    fault_counts = [10 + i for i in range(len(FAULT_STATES))]
+    fault_counts[-1] = 78 - sum(fault_counts[:-1])  # the last state gets what is left
+    assert series("citrix_machines_faulted", "fault_state") == {
+        name: fault_counts[i] for i, name in enumerate(FAULT_STATES) if i >= 2
+    }
+    for i in range(3):
+        info = [
+            dict(labels)
+            for (sample, labels), _ in samples(text).items()
+            if sample == "citrix_delivery_group_info" and dict(labels)["delivery_group"] == f"G{i}"
+        ]
+        assert [(d["delivery_type"], d["session_support"]) for d in info] == [
+            (DELIVERY_TYPES[i], SESSION_SUPPORTS[i])
+        ]
+    failures = {
+        dict(labels)["failure_reason"]: v
+        for (sample, labels), v in samples(text).items()
+        if sample == "citrix_connection_failures_total"
+    }
+    assert failures == {name: i + 1 for i, name in enumerate(FAILURE_CODES.values())}
+    assert value(text, "citrix_upstream_data_issues_total", collector="monitor") in (None, 0)
+
+
+def test_enum_tables_match_the_documented_values():
+    """The tables themselves, value by value: also covers entries no gauge exports (the fault
+    states Unknown and None, which are not faults)."""
+    assert dict(enumerate(CONNECTION_STATES)) == monitor_enums.CONNECTION_STATE
+    assert dict(enumerate(REGISTRATION_STATES)) == monitor_enums.REGISTRATION_STATE
+    assert dict(enumerate(POWER_STATES)) == monitor_enums.POWER_STATE
+    assert dict(enumerate(FAULT_STATES)) == monitor_enums.FAULT_STATE
+    assert dict(enumerate(DELIVERY_TYPES)) == monitor_enums.DELIVERY_TYPE
+    assert dict(enumerate(SESSION_SUPPORTS)) == monitor_enums.SESSION_SUPPORT
+    assert FAILURE_CODES == monitor_enums.SESSION_FAILURE_CODE
+    faulted = {i: name for i, name in enumerate(FAULT_STATES) if i >= 2}
+    assert faulted == monitor_enums.FAULTED_STATES

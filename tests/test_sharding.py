@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -28,6 +29,7 @@ from tests.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET
 
 EXPORTER = [sys.executable, "-m", "exporter"]
 IDS = [f"customer-{i:04d}" for i in range(600)]
+GOLDEN = Path(__file__).parent / "data" / "shard_golden.json"
 SHARD_ENV = (ENV_SHARD, ENV_SHARD_INDEX, ENV_SHARD_COUNT)
 
 
@@ -62,20 +64,46 @@ def test_assignment_is_stable_when_unrelated_customers_are_added() -> None:
         assert grown[: len(kept)] == kept
 
 
+def golden_table() -> dict[str, dict[str, int]]:
+    """customer id -> {shard count: shard}, computed once and written down (tests/data)."""
+    table: dict[str, dict[str, int]] = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    return table
+
+
+def test_golden_shard_table() -> None:
+    """Every customer keeps its shard across releases: a changed hash, byte order, key width,
+    LCG constant or jump formula moves customers between replicas on upgrade, so literal values
+    computed once (50 ids x 6 counts, including non-ASCII ids and the demo tenants) are pinned."""
+    table = golden_table()
+    assert len(table) == 50
+    wrong = {
+        (customer, count): (shard_of(customer, int(count)), expected)
+        for customer, shards in table.items()
+        for count, expected in shards.items()
+        if shard_of(customer, int(count)) != expected
+    }
+    assert not wrong, f"(customer, count): (now, pinned) {wrong}"
+    # Every shard of the small counts is used by the table, so a constant answer cannot pass.
+    for count in ("2", "3", "5", "8"):
+        assert {shards[count] for shards in table.values()} == set(range(int(count)))
+
+
 def test_hash_is_stable_across_processes_and_releases() -> None:
     # Pinned values: changing the hash would move customers between replicas on upgrade.
     assert [shard_of(c, 3) for c in ("acme-demo", "globex-demo", "initech-demo")] == [1, 0, 2]
-    assert shard_of("xingqit48867", 7) == shard_of("xingqit48867", 7)
-    code = "from exporter.sharding import shard_of as s; print([s(f'c{i}', 5) for i in range(50)])"
-    outputs = set()
+    table = golden_table()
+    expected = [shards["5"] for shards in table.values()]
+    code = (
+        "import json, sys; from exporter.sharding import shard_of as s; "
+        "print([s(c, 5) for c in json.loads(sys.stdin.read())])"
+    )
     for seed in ("1", "2", "random"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-        outputs.add(result.stdout)
-    assert len(outputs) == 1
-    assert outputs.pop().strip() == str([shard_of(f"c{i}", 5) for i in range(50)])
+            [sys.executable, "-c", code],
+            input=json.dumps(list(table)), capture_output=True, text=True, check=True, env=env,
+        )  # fmt: skip
+        assert result.stdout.strip() == str(expected), seed
 
 
 def test_growing_the_shard_count_moves_few_customers() -> None:
@@ -245,3 +273,25 @@ async def test_empty_shard_is_valid_and_serves_its_own_metrics(tmp_path: Path) -
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_limits_and_messages_name_what_is_wrong() -> None:
+    """The operator reads these messages: each names the bad value and the variable to fix."""
+    assert Shard(1023, 1024).count == 1024  # MAX_SHARDS itself is allowed
+    with pytest.raises(ShardError, match=r"^shard count must be between 1 and 1024, got 1025$"):
+        Shard(0, 1025)
+    with pytest.raises(ShardError, match=r"^shard index must be between 0 and 2 for 3 shard"):
+        parse_shard("3/3")
+    with pytest.raises(ShardError, match=r"invalid shard 'x': expected INDEX/COUNT, e\.g\. 0/3"):
+        parse_shard("x")
+    with pytest.raises(ValueError, match=r"^count must be at least 1$"):
+        shard_of("acme", 0)
+    cases = [
+        ({ENV_SHARD_INDEX: "1"}, f"{ENV_SHARD_COUNT} is not set"),
+        ({ENV_SHARD_COUNT: "3"}, f"{ENV_SHARD_INDEX} is not set"),
+        ({ENV_SHARD_INDEX: "pod-x", ENV_SHARD_COUNT: "3"}, f"invalid {ENV_SHARD_INDEX} 'pod-x'"),
+        ({ENV_SHARD_INDEX: "0", ENV_SHARD_COUNT: "three"}, f"invalid {ENV_SHARD_COUNT} 'three'"),
+    ]
+    for environ, message in cases:
+        with pytest.raises(ShardError, match=re.escape(message)):
+            resolve_shard(None, environ)
