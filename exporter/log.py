@@ -135,8 +135,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "logfmt") -> SecretScrubber:
-    """Configure the exporter's logger; returns the scrubber so secrets can be added later."""
+def setup_logging(level: str, fmt: str) -> SecretScrubber:
+    """Configure the exporter's logger; returns the scrubber so secrets can be added later.
+
+    `level` and `fmt` (`json`, anything else is logfmt) have their defaults in one place, the
+    command line (`--log.level`, `--log.format`).
+    """
     handler = logging.StreamHandler()  # stderr
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     scrubber = SecretScrubber()

@@ -179,13 +179,14 @@ def test_debug_level_shows_debug_records():
     assert stream.getvalue() == f"{TS} level=debug logger=citrix_exporter.x msg=d\n"
 
 
-def test_setup_logging_defaults_to_info_and_logfmt():
+def test_setup_logging_replaces_the_handlers_and_sets_the_level():
     with real_log_output("json"), fixed_clock():
-        setup_logging()  # the defaults, replacing the JSON handler
+        setup_logging("info", "logfmt")
+        handlers = logging.getLogger().handlers
+        assert len(handlers) == 1
         stream = io.StringIO()
-        handler = logging.getLogger().handlers[0]
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(stream)
+        assert isinstance(handlers[0], logging.StreamHandler)
+        handlers[0].setStream(stream)
         get_logger().debug("hidden")
         get_logger().info("shown")
     assert stream.getvalue() == f"{TS} level=info logger=citrix_exporter msg=shown\n"
@@ -193,7 +194,7 @@ def test_setup_logging_defaults_to_info_and_logfmt():
 
 def test_setup_logging_writes_to_stderr():
     with real_log_output("logfmt"):
-        setup_logging()
+        setup_logging("info", "logfmt")
         handler = logging.getLogger().handlers[0]
         assert isinstance(handler, logging.StreamHandler)
         assert handler.stream is sys.stderr
