@@ -76,12 +76,24 @@ class SecretScrubber(logging.Filter):
             record.exc_text = self.scrub(record.exc_text)
         if record.stack_info:
             record.stack_info = self.scrub(record.stack_info)
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and not key.startswith("_") and not _plain(value):
+        for key, value in _extras(record).items():
+            if not _plain(value):
                 # Any other value (an exception, a dict, bytes) is written as its str():
                 # scrub that text, the form it will be written in.
                 setattr(record, key, self.scrub(str(value)))
         return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    """The record's own fields, from `extra=`: the ones written out and so the ones scrubbed.
+
+    A name starting with `_` is private to whoever set it and is neither written nor scrubbed.
+    """
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
 
 
 def _plain(value: object) -> bool:
@@ -97,9 +109,7 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
         "logger": record.name,
         "msg": record.getMessage(),
     }
-    for key, value in vars(record).items():
-        if key not in _STANDARD_ATTRS and not key.startswith("_"):
-            fields[key] = value
+    fields.update(_extras(record))
     if record.exc_text:
         fields["exc"] = record.exc_text
     return fields
@@ -125,9 +135,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "logfmt") -> SecretScrubber:
-    """Configure the exporter's logger; returns the scrubber so secrets can be added later."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str, fmt: str) -> SecretScrubber:
+    """Configure the exporter's logger; returns the scrubber so secrets can be added later.
+
+    `level` and `fmt` (`json`, anything else is logfmt) have their defaults in one place, the
+    command line (`--log.level`, `--log.format`).
+    """
+    handler = logging.StreamHandler()  # stderr
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     scrubber = SecretScrubber()
     handler.addFilter(scrubber)

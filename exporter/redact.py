@@ -74,7 +74,9 @@ class Redactor:
     def _compiled(self) -> re.Pattern[str] | None:
         with self._lock:
             if self._pattern is None and (self._secrets or self._tokens):
-                values = sorted({*self._secrets, *self._tokens}, key=len, reverse=True)
+                # Values that match at one position are prefixes of each other; reverse order
+                # puts each before its own prefixes, so the longest one is replaced whole.
+                values = sorted({*self._secrets, *self._tokens}, reverse=True)
                 self._pattern = re.compile("|".join(map(re.escape, values)))
             return self._pattern
 

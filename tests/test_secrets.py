@@ -23,8 +23,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 from aiohttp import web
 
+from exporter import redact
 from exporter.log import get_logger
-from exporter.redact import REDACTED, REDACTOR
+from exporter.redact import REDACTED, REDACTOR, Redactor
 from exporter.web import create_web_app
 from tests.helpers import make_config, value
 from tests.hostile import CURRENT_SUFFIX, TOKEN_SUFFIX, HostileUpstream
@@ -228,3 +229,105 @@ def test_the_real_handler_scrubs_message_args_extra_and_exception_text(fmt):
         assert all(REDACTED in extra[key] for key in ("body", "headers", "error"))
         assert extra["count"] == 3
         assert REDACTED in records["in the exception text"]["exc"]
+
+
+def test_redactor_leaves_text_alone_until_it_knows_a_secret():
+    redactor = Redactor()
+    assert redactor.scrub("") == ""
+    assert redactor.scrub("licenses: 25 of 30 in use") == "licenses: 25 of 30 in use"
+
+
+def test_redactor_ignores_values_too_short_to_be_secrets():
+    """Six characters is the minimum: shorter values would mangle ordinary words."""
+    redactor = Redactor()
+    redactor.add_secrets(["", "abcde", "abcdef"])
+    redactor.add_token("")
+    redactor.add_token("uvwxy")
+    redactor.add_token("uvwxyz")
+    assert redactor.scrub("abcde abcdef uvwxy uvwxyz") == "abcde <redacted> uvwxy <redacted>"
+
+
+def test_redactor_knows_secrets_alone_tokens_alone_and_both():
+    secrets_only, tokens_only = Redactor(), Redactor()
+    secrets_only.add_secrets(["secret-one", "secret-two"])
+    secrets_only.add_secrets(["secret-one"])  # registered again: no change
+    tokens_only.add_token("token-one")
+    tokens_only.add_token("token-two")
+    assert secrets_only.scrub("a secret-one b secret-two c") == "a <redacted> b <redacted> c"
+    assert tokens_only.scrub("a token-one b token-two c") == "a <redacted> b <redacted> c"
+
+
+def test_redactor_learns_values_added_after_it_scrubbed():
+    redactor = Redactor()
+    assert redactor.scrub("late-secret late-token") == "late-secret late-token"
+    redactor.add_secrets(["late-secret"])
+    assert redactor.scrub("late-secret late-token") == "<redacted> late-token"
+    redactor.add_token("late-token")
+    assert redactor.scrub("late-secret late-token") == "<redacted> <redacted>"
+
+
+def test_redactor_replaces_the_longest_known_value_first():
+    """A secret that begins another one must not leave the longer one's tail behind."""
+    redactor = Redactor()
+    redactor.add_secrets(["prefix", "prefix-and-tail"])
+    redactor.add_token("prefix-and-tail-and-token")
+    assert redactor.scrub("x prefix-and-tail-and-token y") == "x <redacted> y"
+    assert redactor.scrub("x prefix-and-tail y") == "x <redacted> y"
+    assert redactor.scrub("x prefix-and y") == "x <redacted>-and y"
+
+
+def test_redactor_forgets_the_oldest_token_past_its_bound(monkeypatch):
+    monkeypatch.setattr(redact, "MAX_REMEMBERED_TOKENS", 3)
+    redactor = Redactor()
+    for name in ("token-1", "token-2", "token-3"):
+        redactor.add_token(name)
+    redactor.add_token("token-1")  # issued again: now the newest
+    redactor.add_token("token-4")
+    assert redactor.scrub("token-1 token-2 token-3 token-4") == (
+        "<redacted> token-2 <redacted> <redacted>"
+    )
+    redactor.add_token("token-5")
+    assert redactor.scrub("token-1 token-3 token-4 token-5") == (
+        "<redacted> token-3 <redacted> <redacted>"
+    )
+
+
+def test_redactor_bound_is_generous():
+    """A partner exporter issues one token per customer per hour: ~2 days for 1,000 customers."""
+    assert redact.MAX_REMEMBERED_TOKENS == 50_000
+    assert redact.MIN_SECRET_LENGTH == 6
+
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjbGllbnQifQ.c2lnbmF0dXJl-_x"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "client_id=c1&client_secret=s3cr%2Bt%3D&grant_type=client_credentials",
+            "client_id=c1&client_secret=<redacted>&grant_type=client_credentials",
+        ),
+        (
+            '{"access_token": "opaque.value", "expires_in": 3600}',
+            '{"access_token": "<redacted>", "expires_in": 3600}',
+        ),
+        ("{'refresh_token':'r-123'}", "{'refresh_token':'<redacted>'}"),
+        ("id_token = abc; next", "id_token = <redacted>; next"),
+        ("password=hunter2,user=x", "password=<redacted>,user=x"),
+        ('{"ClientSecret": "Zz9"}', '{"ClientSecret": "<redacted>"}'),
+        (
+            "Authorization: CwsAuth Bearer=abcdefghijklmnop1234",
+            "Authorization: CwsAuth Bearer=<redacted>",
+        ),
+        ("Authorization: bearer abcdefghijklmnop", "Authorization: bearer <redacted>"),
+        ("BEARER:AbCdEfGh/+~.=-_1234 rest", "BEARER:<redacted> rest"),
+        ("Bearer abcdefghijklmno", "Bearer abcdefghijklmno"),  # 15 characters: no token
+        (f"token {JWT} end", "token <redacted> end"),
+        (f"token={JWT}", "token=<redacted>"),
+        ("ordinary eyJ text without dots", "ordinary eyJ text without dots"),
+    ],
+)
+def test_redactor_secret_shapes(text, expected):
+    assert Redactor().scrub(text) == expected
+    assert redact.scrub(text) == expected  # the process-wide one, as every channel calls it
