@@ -75,7 +75,7 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
         if paired == brackets:
             return False  # empty, or unbalanced: the parser reports that
         brackets = paired
-    return bool(brackets) and brackets.replace(b"()", b"") != brackets
+    return b"()" in brackets  # a pair still left after `limit` levels were taken off
 
 
 def parse_json(
@@ -98,7 +98,7 @@ def parse_json(
         try:
             return json.loads(body)
         except UnicodeDecodeError:
-            data = json.loads(body.decode("utf-8", errors="replace"))
+            data = json.loads(body.decode(errors="replace"))  # bytes.decode is always UTF-8
             if on_repair is not None:
                 on_repair()
             return data

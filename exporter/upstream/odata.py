@@ -84,7 +84,7 @@ async def iter_pages(
         if not isinstance(rows, list):
             raise UpstreamError(f"{endpoint}: response has no 'value' list")
         yield [row for row in rows if isinstance(row, dict)]
-        link = data.get("@odata.nextLink") if isinstance(data, dict) else None
+        link = data.get("@odata.nextLink")  # a dict: it held the 'value' list
         next_url = resolve_next_link(response.url, link, api.base_url) if link else None
         next_params = None
         if next_url is not None and _canonical(next_url) in fetched:
