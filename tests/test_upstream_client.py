@@ -13,6 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -190,8 +192,9 @@ async def test_api_request_carries_exactly_the_documented_headers_and_params(
 
 
 async def test_token_request_posts_exactly_the_documented_form(
-    hostile: HostileUpstream, server: TestServer
+    hostile: HostileUpstream, server: TestServer, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level(logging.DEBUG)
     async with open_rig(server) as rig:
         token = await rig.tokens.get()
         assert rig.tokens.url == f"{rig.client.base_url}/cctrustoauth2/{CUSTOMER}/tokens/clients"
@@ -206,6 +209,7 @@ async def test_token_request_posts_exactly_the_documented_form(
     headers = dict(request.raw_headers)
     assert headers["Accept"] == "application/json"
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert fields(caplog, "fetched a bearer token", "customer_id") == [(CUSTOMER,)]
 
 
 async def test_success_is_returned_parsed_and_counted_under_200(
@@ -266,16 +270,55 @@ async def test_final_statuses_fail_at_once_with_their_detail(
 async def test_redirects_are_refused_naming_only_the_host(
     hostile: HostileUpstream, server: TestServer, status: int
 ):
-    location = {"Location": "https://elsewhere.example/steal?token=1"}
+    location = {"Location": "https://elsewhere.example/steal?token=1", "CC-TransactionId": "t3"}
     hostile.on(CUSTOMER, CURRENT_SUFFIX, answers(error(status, None, **location)))
     async with open_rig(server) as rig:
         with pytest.raises(UpstreamError) as caught:
             await rig.current()
-        assert (
-            str(caught.value) == f"{ENDPOINT}: HTTP {status} redirect to elsewhere.example refused"
-        )
-        assert caught.value.status == status
+        refused = f"{ENDPOINT}: HTTP {status} redirect to elsewhere.example refused"
+        assert str(caught.value) == f"{refused} (transaction id t3)"
+        assert (caught.value.status, caught.value.transaction_id) == (status, "t3")
         assert rig.requests(str(status)) == 1
+
+
+async def test_a_200_that_is_not_json_fails_naming_endpoint_status_and_txid(
+    hostile: HostileUpstream, server: TestServer
+):
+    not_json = error(200, None, **{"CC-TransactionId": "t5"})
+    hostile.on(CUSTOMER, CURRENT_SUFFIX, answers(not_json))
+    async with open_rig(server) as rig:
+        with pytest.raises(UpstreamError) as caught:
+            await rig.current()
+        assert str(caught.value) == f"{ENDPOINT}: response is not JSON (transaction id t5)"
+        assert (caught.value.status, caught.value.transaction_id) == (200, "t5")
+        assert rig.requests("200") == 1
+
+
+async def test_a_200_over_the_cap_fails_naming_the_setting_and_is_counted_under_200(
+    hostile: HostileUpstream, server: TestServer
+):
+    hostile.on(CUSTOMER, CURRENT_SUFFIX, answers(lambda *_: web.Response(body=b" " * 1025)))
+    async with open_rig(server, max_response_bytes=1024) as rig:
+        with pytest.raises(UpstreamError) as caught:
+            await rig.current()
+        assert str(caught.value) == (
+            f"{ENDPOINT}: response larger than 1 KiB (poll.max_response_bytes); connection dropped"
+        )
+        assert caught.value.status == 200
+        assert rig.requests("200") == 1
+        assert rig.sleeps.delays == []
+
+
+async def test_an_oversized_error_body_leaves_the_status_alone_to_decide(
+    hostile: HostileUpstream, server: TestServer
+):
+    huge = json.dumps({"detail": "x" * (64 * 1024)}).encode()
+    hostile.on(CUSTOMER, CURRENT_SUFFIX, answers(lambda *_: web.Response(status=403, body=huge)))
+    async with open_rig(server) as rig:
+        with pytest.raises(UpstreamError) as caught:
+            await rig.current()
+        assert str(caught.value) == f"{ENDPOINT}: HTTP 403"
+        assert rig.requests("403") == 1
 
 
 async def test_5xx_is_retried_by_backoff_then_fails_with_the_attempt_count(
@@ -318,6 +361,16 @@ async def test_retry_after_of_exactly_max_delay_is_slept_within_the_poll(
         assert (await rig.current()).status == 200
         assert rig.sleeps.delays == [30.0]
         assert rig.client.throttled_until == 0.0
+
+
+async def test_retry_after_as_an_http_date_is_slept_until_then(
+    hostile: HostileUpstream, server: TestServer
+):
+    when = format_datetime(datetime.fromtimestamp(NOW + 20, UTC), usegmt=True)
+    hostile.on(CUSTOMER, CURRENT_SUFFIX, answers(error(503, None, **{"Retry-After": when})))
+    async with open_rig(server) as rig:
+        assert (await rig.current()).status == 200
+        assert rig.sleeps.delays == [20.0]
 
 
 async def test_retry_after_beyond_max_delay_throttles_the_customer_until_it_ends(
@@ -641,7 +694,8 @@ async def test_no_token_and_a_refused_request_reports_the_wait(
 async def test_token_endpoint_retry_after_sets_the_next_attempt(
     hostile: HostileUpstream, server: TestServer
 ):
-    throttled = error(429, None, **{"Retry-After": "120", "Citrix-TransactionId": "tt-1"})
+    when = format_datetime(datetime.fromtimestamp(NOW + 120, UTC), usegmt=True)
+    throttled = error(429, None, **{"Retry-After": when, "Citrix-TransactionId": "tt-1"})
     hostile.on(CUSTOMER, TOKEN_SUFFIX, lambda request: throttled())
     async with open_rig(server) as rig:
         with pytest.raises(TokenError) as caught:
@@ -658,14 +712,22 @@ async def test_token_endpoint_retry_after_sets_the_next_attempt(
     ("handler", "message", "status"),
     [
         (disconnect, "token request failed: ServerDisconnectedError: Server disconnected", None),
-        (lambda r: web.Response(body=b"<html>"), "token request: response is not JSON", 200),
+        (
+            lambda r: web.Response(body=b"<html>", headers={"CC-TransactionId": "tk-2"}),
+            "token request: response is not JSON (transaction id tk-2)",
+            200,
+        ),
         (
             lambda r: web.Response(body=b" " * (64 * 1024 + 1)),
             "token request: response larger than 64 KiB (MAX_TOKEN_RESPONSE_BYTES); "
             "connection dropped",
             200,
         ),
-        (token_answer(token="x"), NO_TOKEN, 200),
+        (
+            lambda r: web.json_response({"token": "x"}, headers={"CC-TransactionId": "tk-3"}),
+            f"{NO_TOKEN} (transaction id tk-3)",
+            200,
+        ),
         (
             token_answer(access_token="two words"),
             NO_TOKEN,
@@ -700,3 +762,42 @@ async def test_token_failures_are_counted_with_a_safe_message(
         assert rig.metric("citrix_token_requests_total") == 1
         assert rig.metric("citrix_token_request_failures_total") == 1
         assert rig.metric("citrix_token_expiry_timestamp_seconds") is None
+
+
+async def test_a_token_request_that_times_out_is_a_token_error(
+    hostile: HostileUpstream, server: TestServer
+):
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hostile.on(CUSTOMER, TOKEN_SUFFIX, hang)
+    try:
+        async with open_rig(server, timeout=0.1) as rig:
+            with pytest.raises(TokenError) as caught:
+                await rig.tokens.get()
+            assert str(caught.value) == "token request failed: TimeoutError: "
+            assert rig.metric("citrix_token_request_failures_total") == 1
+    finally:
+        release.set()
+
+
+async def test_a_success_resets_the_token_backoff(hostile: HostileUpstream, server: TestServer):
+    queue = [
+        error(400, OAUTH_400),
+        token_answer(access_token="tok-1", expires_in="1000"),
+        error(400, OAUTH_400),
+    ]
+    hostile.on(CUSTOMER, TOKEN_SUFFIX, lambda request: queue.pop(0)())
+    async with open_rig(server) as rig:
+        with pytest.raises(TokenError):
+            await rig.tokens.get()
+        rig.clock.now = rig.tokens.next_attempt_at
+        assert await rig.tokens.get() == "tok-1"
+        assert rig.tokens.next_attempt_at == 0.0
+        rig.clock.now = NOW + 1 + 1000  # expired: the next failure is failure 1 again
+        with pytest.raises(TokenError):
+            await rig.tokens.get()
+        assert rig.tokens.next_attempt_at == rig.clock.now + 1
