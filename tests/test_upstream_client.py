@@ -436,7 +436,7 @@ async def test_a_timeout_is_a_network_error_named_without_a_trailing_colon(
     try:
         async with open_rig(server, timeout=0.1, retry={"attempts": 2}) as rig:
             with pytest.raises(UpstreamError) as caught:
-                await rig.current()
+                await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
             assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
             assert rig.sleeps.delays == [0.75]
             assert rig.requests("error") == 2
@@ -777,7 +777,7 @@ async def test_a_token_request_that_times_out_is_a_token_error(
     try:
         async with open_rig(server, timeout=0.1) as rig:
             with pytest.raises(TokenError) as caught:
-                await rig.tokens.get()
+                await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
             assert str(caught.value) == "token request failed: TimeoutError: "
             assert rig.metric("citrix_token_request_failures_total") == 1
     finally:
