@@ -57,6 +57,9 @@ class Seen:
     customer_id: str | None
     authorization: str | None
     body: bytes
+    # Header names as spelled on the wire (HTTP matches them case-insensitively, proxies may not).
+    raw_headers: tuple[tuple[str, str], ...] = ()
+    query: str = ""
 
 
 class HostileUpstream:
@@ -101,6 +104,8 @@ class HostileUpstream:
                 customer_id,
                 request.headers.get("Authorization"),
                 body,
+                tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
+                request.query_string,
             )
         )
         for (cid, suffix), handler in self._handlers.items():
