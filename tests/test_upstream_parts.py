@@ -39,6 +39,7 @@ from exporter.upstream.detail import (
     MAX_ERROR_BODY_BYTES,
     MAX_TRANSACTION_ID_CHARS,
     error_detail,
+    exception_reason,
     oauth_reason,
     redirect_host,
     safe_text,
@@ -777,3 +778,9 @@ def test_retry_after_is_capped_at_max_retry_after():
     assert p.retry_after(headers(Retry_After=http_date(NOW + 10**6)), NOW) == 120.0
     assert p.retry_after(headers(Retry_After="-5"), NOW) is None
     assert p.retry_after(headers(), NOW) is None
+
+
+def test_exception_reason_names_the_type_and_the_text_if_any():
+    assert exception_reason(TimeoutError()) == "TimeoutError"
+    assert exception_reason(ValueError("bad: x")) == "ValueError: bad: x"
+    assert exception_reason(OSError("")) == "OSError"

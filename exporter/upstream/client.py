@@ -27,7 +27,13 @@ from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, RetryConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from .body import ResponseTooLarge, parse_json, read_bounded
-from .detail import MAX_ERROR_BODY_BYTES, error_detail, redirect_host, transaction_id
+from .detail import (
+    MAX_ERROR_BODY_BYTES,
+    error_detail,
+    exception_reason,
+    redirect_host,
+    transaction_id,
+)
 from .errors import NotEntitledError, ThrottledError, UpstreamError
 from .retry import RETRYABLE_STATUSES, RetryPolicy
 from .token import TokenManager
@@ -228,7 +234,7 @@ class ApiClient:
 
     def _no_response(self, endpoint: str, err: BaseException, attempt: int) -> Retry:
         """A network error or timeout: retried by backoff while attempts last."""
-        reason = f"{type(err).__name__}: {err}".rstrip(": ")
+        reason = exception_reason(err)
         if attempt >= self.policy.attempts:
             raise UpstreamError(f"{endpoint}: no response: {reason}") from None
         return Retry(self.policy.backoff(attempt), reason)

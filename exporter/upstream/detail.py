@@ -88,3 +88,9 @@ def oauth_reason(body: bytes) -> str:
     if isinstance(description, str) and description:
         return safe_text(f"{code}: {description}")
     return safe_text(code)
+
+
+def exception_reason(err: BaseException) -> str:
+    """`TimeoutError` or `ClientConnectorError: Cannot connect ...`: the type, then the text if
+    any (a bare timeout has none, and "TimeoutError: " would read like a cut-off message)."""
+    return f"{type(err).__name__}: {err}".rstrip(": ")

@@ -26,7 +26,7 @@ from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from ..redact import REDACTOR
 from .body import parse_json, read_bounded
-from .detail import oauth_reason, redirect_host, transaction_id
+from .detail import exception_reason, oauth_reason, redirect_host, transaction_id
 from .errors import TokenError, UpstreamError
 from .retry import RetryPolicy
 
@@ -167,7 +167,8 @@ class TokenManager:
             token = self._parse(status, body, headers)
         except (aiohttp.ClientError, TimeoutError) as err:
             self._metrics.token_request_failures.labels(customer_id).inc()
-            raise TokenError(f"token request failed: {type(err).__name__}: {err}") from None
+            reason = exception_reason(err)
+            raise TokenError(f"token request failed: {reason}") from None
         except TokenError:
             self._metrics.token_request_failures.labels(customer_id).inc()
             raise
