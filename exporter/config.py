@@ -681,9 +681,9 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Pr
     problems: list[_Problem] = []
     if isinstance(node, yaml.MappingNode):
         keys: set[str] = set()
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                continue  # a list or mapping as a key fails construction ("unhashable key")
+        # A list or mapping as a key fails construction ("found unhashable key") anyway.
+        scalar_keyed = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+        for key, value in scalar_keyed:
             name: str = key.value
             if name in keys and name != "<<":  # several merge keys are fine
                 problems.append(_Problem((*loc, name), "duplicate key", key.start_mark.line + 1))

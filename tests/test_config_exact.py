@@ -330,6 +330,19 @@ def test_api_url_messages(api_url: str, message: str) -> None:
     assert error_of(observed) == at("products.url", message)
 
 
+@pytest.mark.parametrize(
+    ("api_url", "stored"),
+    [
+        ("'http://h:1'", "http://h:1"),
+        ("'https://h:65535/'", "https://h:65535"),
+        ("'https://h/PREFIX//'", "https://h/PREFIX"),
+        ("'HTTPS://H/'", "HTTPS://H"),
+    ],
+)
+def test_api_url_accepted(api_url: str, stored: str) -> None:
+    assert parse(customer(api_url=api_url)).customers[0].base_url == stored
+
+
 def test_observed_collector_url_is_normalised() -> None:
     extra = "    collectors:\n      partner: {url: 'http://127.0.0.1:9/x/'}\n"
     assert parse(customer(extra)).customers[0].collectors.partner.url == "http://127.0.0.1:9/x"
