@@ -640,14 +640,14 @@ def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     suppressed: set[Loc] = set()
     data = _expand(data, (), env, problems, suppressed)
     _resolve_secret_files(data, problems, suppressed)
-    config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems.extend(p for p in _translate(exc) if not _is_suppressed(p.loc, suppressed))
-    if problems or config is None:
-        raise ConfigError(_format_problems(problems, root, source))
-    return config
+    else:
+        if not problems:
+            return config
+    raise ConfigError(_format_problems(problems, root, source))
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Problem]]:
@@ -712,24 +712,14 @@ def _expand_string(
     text: str, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
 ) -> str | _Unresolved:
     """Expand one string; ``$${X}`` stays a literal ``${X}``. Unset variables are reported."""
-    missing: list[str] = []
-
-    def substitute(match: re.Match[str]) -> str:
-        escaped, name = match.group(1), match.group(2)
-        if escaped:
-            return "${" + name + "}"
-        if name not in env:
-            missing.append(name)
-            return ""
-        return env[name]
-
-    result = _ENV_REF_RE.sub(substitute, text)
-    if not missing:
-        return result
-    for name in dict.fromkeys(missing):
-        problems.append(_Problem(loc, f"environment variable {name} is not set"))
-    suppressed.add(loc)
-    return _UNRESOLVED
+    references = _ENV_REF_RE.findall(text)  # (escape, name) pairs
+    missing = dict.fromkeys(name for escape, name in references if not escape and name not in env)
+    if missing:
+        for name in missing:
+            problems.append(_Problem(loc, f"environment variable {name} is not set"))
+        suppressed.add(loc)
+        return _UNRESOLVED
+    return _ENV_REF_RE.sub(lambda m: "${" + m[2] + "}" if m[1] else env[m[2]], text)
 
 
 def _resolve_secret_files(
