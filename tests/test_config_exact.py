@@ -122,7 +122,7 @@ def test_every_default_of_a_minimal_config() -> None:
 
 
 def test_a_mentioned_section_keeps_its_default_enabled_state() -> None:
-    """``partner: {interval: 1h}`` must not switch the partner collector on (nor null off)."""
+    """``partner: {interval: 1h}`` must not switch partner on; an empty ``monitor:`` keeps it on."""
     extra = "    collectors:\n" + "".join(
         f"      {name}: {{interval: 1h}}\n" for name in DEFAULT_COLLECTORS
     )
