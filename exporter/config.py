@@ -125,11 +125,6 @@ def _to_seconds(value: object) -> object:
         raise ValueError(exc.summary) from None
 
 
-def _to_optional_seconds(value: object) -> object:
-    """Like :func:`_to_seconds`, but an absent value means "inherit the default"."""
-    return None if value is None else _to_seconds(value)
-
-
 MIN_INTERVAL_SECONDS = 1.0
 
 
@@ -142,11 +137,11 @@ def _to_interval(value: object) -> object:
 
 
 def _to_optional_interval(value: object) -> object:
+    """Like :func:`_to_interval`, but an absent value means "inherit poll.interval"."""
     return None if value is None else _to_interval(value)
 
 
 Duration = Annotated[float, BeforeValidator(_to_seconds)]
-OptionalDuration = Annotated[float | None, BeforeValidator(_to_optional_seconds)]
 Interval = Annotated[float, BeforeValidator(_to_interval)]
 OptionalInterval = Annotated[float | None, BeforeValidator(_to_optional_interval)]
 
@@ -603,9 +598,6 @@ class _Problem:
 class _Unresolved:
     """Placeholder for a value whose ``${VAR}`` could not be expanded (already reported)."""
 
-    def __repr__(self) -> str:
-        return "<unresolved>"
-
 
 _UNRESOLVED = _Unresolved()
 
@@ -614,7 +606,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """Read and validate the configuration file at ``path``; raise :class:`ConfigError`."""
     source = os.fspath(path)
     try:
-        text = read_bounded(source, CONFIG_FILE_MAX_BYTES, regular_only=False).decode("utf-8")
+        text = read_bounded(source, CONFIG_FILE_MAX_BYTES, regular_only=False).decode()
     except FileProblem as exc:
         raise ConfigError(f"{source}: cannot read configuration file: {exc}") from None
     except UnicodeDecodeError:
@@ -648,14 +640,14 @@ def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     suppressed: set[Loc] = set()
     data = _expand(data, (), env, problems, suppressed)
     _resolve_secret_files(data, problems, suppressed)
-    config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems.extend(p for p in _translate(exc) if not _is_suppressed(p.loc, suppressed))
-    if problems or config is None:
-        raise ConfigError(_format_problems(problems, root, source))
-    return config
+    else:
+        if not problems:
+            return config
+    raise ConfigError(_format_problems(problems, root, source))
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Problem]]:
@@ -668,19 +660,17 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Pro
     """
     try:
         loader = BoundedLoader(text)  # the reader rejects control characters right away
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None, []
+            check_expansion(node)
+            duplicates = _duplicate_keys(node, (), set())
+            return node, loader.construct_document(node), duplicates
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, None, []
-        check_expansion(node)
-        duplicates = _duplicate_keys(node, (), set())
-        return node, loader.construct_document(node), duplicates
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
-    finally:
-        loader.dispose()
 
 
 def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Problem]:
@@ -691,14 +681,13 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Pr
     problems: list[_Problem] = []
     if isinstance(node, yaml.MappingNode):
         keys: set[str] = set()
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else None
-            if isinstance(name, str) and name != "<<":
-                if name in keys:
-                    problems.append(
-                        _Problem((*loc, name), "duplicate key", key.start_mark.line + 1)
-                    )
-                keys.add(name)
+        # A list or mapping as a key fails construction ("found unhashable key") anyway.
+        scalar_keyed = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+        for key, value in scalar_keyed:
+            name: str = key.value
+            if name in keys and name != "<<":  # several merge keys are fine
+                problems.append(_Problem((*loc, name), "duplicate key", key.start_mark.line + 1))
+            keys.add(name)
             problems += _duplicate_keys(value, (*loc, name or "?"), seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -723,24 +712,14 @@ def _expand_string(
     text: str, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
 ) -> str | _Unresolved:
     """Expand one string; ``$${X}`` stays a literal ``${X}``. Unset variables are reported."""
-    missing: list[str] = []
-
-    def substitute(match: re.Match[str]) -> str:
-        escaped, name = match.group(1), match.group(2)
-        if escaped:
-            return "${" + name + "}"
-        if name not in env:
-            missing.append(name)
-            return ""
-        return env[name]
-
-    result = _ENV_REF_RE.sub(substitute, text)
-    if not missing:
-        return result
-    for name in dict.fromkeys(missing):
-        problems.append(_Problem(loc, f"environment variable {name} is not set"))
-    suppressed.add(loc)
-    return _UNRESOLVED
+    references = _ENV_REF_RE.findall(text)  # (escape, name) pairs
+    missing = dict.fromkeys(name for escape, name in references if not escape and name not in env)
+    if missing:
+        for name in missing:
+            problems.append(_Problem(loc, f"environment variable {name} is not set"))
+        suppressed.add(loc)
+        return _UNRESOLVED
+    return _ENV_REF_RE.sub(lambda m: "${" + m[2] + "}" if m[1] else env[m[2]], text)
 
 
 def _resolve_secret_files(
@@ -774,16 +753,17 @@ def _resolve_secret_file(
             message = f"{field} and {file_key} are mutually exclusive; set only one of them"
             problems.append(_Problem(file_loc, message))
         return
-    suppressed.add((*loc, field))  # the field is missing whenever the file cannot be used
+    content: str | None = None
     if path is _UNRESOLVED:
-        return
-    if not isinstance(path, str) or not path.strip():
+        pass  # the missing variable is reported already
+    elif not isinstance(path, str) or not path.strip():
         problems.append(_Problem(file_loc, "must be a file path"))
-        return
-    content = _read_secret_file(path, file_loc, problems)
-    if content is not None:
+    else:
+        content = _read_secret_file(path, file_loc, problems)
+    if content is None:
+        suppressed.add((*loc, field))  # "field required" would only repeat the file's problem
+    else:
         customer[field] = content
-        suppressed.discard((*loc, field))
 
 
 def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
@@ -792,7 +772,7 @@ def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | No
     The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config_files).
     """
     try:
-        content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode("utf-8").rstrip()
+        content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode().rstrip()
     except FileProblem as exc:
         problems.append(_Problem(loc, f"cannot read file {_quoted(path)}: {exc}"))
         return None
@@ -867,10 +847,10 @@ def _message_for(error: ErrorDetails) -> str:
     """A short, value-free message for one pydantic error."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    if kind in ("value_error", "assertion_error") and "error" in ctx:
+    if kind == "value_error":  # the validators' own messages
         return str(ctx["error"])
     if kind == "too_short":
-        count = ctx.get("min_length", 1)
+        count = ctx["min_length"]
         return "must not be empty" if count == 1 else f"must have at least {count} entries"
     if kind in _SIMPLE_MESSAGES:
         return _SIMPLE_MESSAGES[kind]
