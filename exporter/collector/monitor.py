@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -44,6 +45,7 @@ log = get_logger("monitor")
 
 UNKNOWN_GROUP = "unknown"
 LOGON_BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
+BUCKET_BOUNDS = (*(repr(bound) for bound in LOGON_BUCKETS), "+Inf")  # their `le` labels
 HELP_SUFFIX = "Polled from the Citrix Monitor Service OData API every monitor interval."
 APPLY_REJECTED = (400, 501)
 # The logical `endpoint` label of citrix_api_requests_total: one per entity set.
@@ -179,9 +181,10 @@ class MonitorCollector(Collector):
         self.fields = Fields(ctx.issues)
         self._limiter = asyncio.Semaphore(config.concurrency)
         self._base = f"{ctx.api.base_url}/monitorodata"
-        self._groups: dict[str, DesktopGroup] = {}
+        # Keyed by id; `None` (a row without a group) is never a key, so it looks up nothing.
+        self._groups: dict[str | None, DesktopGroup] = {}
         self._groups_fetched_at: float | None = None
-        self._apply_supported: dict[str, bool] = {}
+        self._apply_rejected: set[str] = set()  # queries whose `$apply` this gateway refused
         started = ctx.clock()
         self._failure_marks = Watermark(started, config.overlap)
         self._logon_marks = Watermark(started, config.overlap)
@@ -228,7 +231,7 @@ class MonitorCollector(Collector):
     async def _refresh_groups(self, force: bool = False) -> None:
         if not force and self._groups_age() < self.config.desktop_groups_refresh:
             return
-        groups: dict[str, DesktopGroup] = {}
+        groups: dict[str | None, DesktopGroup] = {}
         params = {"$select": "Id,Name,DeliveryType,SessionSupport,LifecycleState"}
         async for rows in self._pages("DesktopGroups", params):
             for row in rows:
@@ -251,14 +254,14 @@ class MonitorCollector(Collector):
         return self.fields.label_text(name, "DesktopGroups.Name")
 
     def _group_name(self, group_id: str | None) -> str:
-        group = self._groups.get(group_id) if group_id else None
+        group = self._groups.get(group_id)
         return group.name if group else UNKNOWN_GROUP
 
     # -- grouped counts (server-side aggregation with a paging fallback) -------------------
 
     async def _grouped(self, query: GroupedQuery) -> Counter[tuple[Any, ...]]:
         """Counts per key; tries `$apply` unless this customer's gateway rejected it before."""
-        if self._apply_supported.get(query.name, True):
+        if query.name not in self._apply_rejected:
             counts: Counter[tuple[Any, ...]] = Counter()
             try:
                 async for rows in self._pages(query.entity_set, {"$apply": query.apply}):
@@ -267,7 +270,7 @@ class MonitorCollector(Collector):
             except UpstreamError as err:
                 if err.status not in APPLY_REJECTED:
                     raise
-                self._apply_supported[query.name] = False
+                self._apply_rejected.add(query.name)
                 log.info(
                     "Monitor API rejected $apply; counting by paging with $select instead "
                     "(remembered for this customer)",
@@ -275,7 +278,6 @@ class MonitorCollector(Collector):
                            "error": str(err)},
                 )  # fmt: skip
             else:
-                self._apply_supported[query.name] = True
                 return counts
         counts = Counter()
         async for rows in self._pages(query.entity_set, query.fallback):
@@ -490,8 +492,5 @@ class _Histogram:
         self.counts[-1] += 1
 
     def buckets(self) -> list[tuple[str, float]]:
-        result, running = [], 0
-        for bound, count in zip((*LOGON_BUCKETS, float("inf")), self.counts, strict=True):
-            running += count
-            result.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return result
+        """(`le` label, cumulative count) per bucket, +Inf last."""
+        return [(BUCKET_BOUNDS[i], float(n)) for i, n in enumerate(accumulate(self.counts))]
