@@ -191,6 +191,7 @@ GROUPS = [
     {"Id": "g-sales", "Name": "Sales", "DeliveryType": 1, "SessionSupport": 1, "LifecycleState": 0},
     {"Id": "g-null", "Name": "", "DeliveryType": 9, "SessionSupport": 7, "LifecycleState": None},
     {"Id": "g-plain", "Name": "Plain", "DeliveryType": 0, "SessionSupport": 2},  # no state: kept
+    {"Id": "g-idle", "Name": "Idle", "DeliveryType": 2, "SessionSupport": 0, "LifecycleState": 0},
 ]
 SESSION_COUNTS = [
     in_group("g-sales", ConnectionState=[1], n=1),  # not a scalar: unknown
@@ -205,6 +206,7 @@ SESSION_COUNTS = [
     in_group("g-plain", ConnectionState=1, n=2.0),
     in_group("g-plain", ConnectionState=1, n=True),
     in_group("g-plain", ConnectionState=6, n=4),
+    in_group("g-idle", ConnectionState=2, n=1),  # a live group without a counted machine
 ]
 
 
@@ -330,8 +332,21 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
     assert by_label(text, "citrix_machines_in_maintenance", "delivery_group") == {
         "Sales": 5,
         "Plain": 0,
+        "Idle": 0,
         "unknown": 0,
     }
+    # A live group without machines still has every machine series, at 0.
+    assert by_label(text, "citrix_machines", "registration_state", delivery_group="Idle") == {
+        "unknown": 0,
+        "registered": 0,
+        "unregistered": 0,
+    }
+    idle_faulted = by_label(text, "citrix_machines_faulted", "fault_state", delivery_group="Idle")
+    assert idle_faulted == dict.fromkeys(monitor_enums.FAULTED_STATES.values(), 0)
+    idle_power = by_label(
+        text, "citrix_machines_by_power_state", "power_state", delivery_group="Idle"
+    )
+    assert idle_power == dict.fromkeys(monitor_enums.POWER_STATE.values(), 0)
     power = by_label(text, "citrix_machines_by_power_state", "power_state", delivery_group="Sales")
     assert {k: v for k, v in power.items() if v} == {"on": 6, "off": 3, "unknown": 1}
     faulted = by_label(text, "citrix_machines_faulted", "fault_state", delivery_group="Sales")
@@ -341,7 +356,11 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
     ]
     assert sorted(
         (d["delivery_group"], d["delivery_type"], d["session_support"]) for d in info
-    ) == [("Plain", "desktops_only", "multi_session"), ("Sales", "apps_only", "single_session")]
+    ) == [
+        ("Idle", "desktops_and_apps", "unknown"),
+        ("Plain", "desktops_only", "multi_session"),
+        ("Sales", "apps_only", "single_session"),
+    ]
     assert by_label(text, "citrix_connection_failures_total", "failure_reason", **cid) == {
         name: {"licensing": 2, "unknown": 1}.get(name, 0)
         for name in monitor_enums.SESSION_FAILURE_CODE.values()
