@@ -8,7 +8,10 @@ parameter, a `<` for a `<=`, a `+=` for a `=`, a field name in a log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -18,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter.collector import monitor_enums
+from exporter.collector.monitor import odata_datetime
 from exporter.runtime import Exporter
 from exporter.simulator.monitor import MonitorData
 from exporter.simulator.state import SimulatorState
@@ -116,6 +120,19 @@ def test_documented_names_become_snake_case_labels():
     }
 
 
+def test_the_filter_literal_is_utc_whole_seconds_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert odata_datetime(T0.timestamp() + 0.9) == "2030-01-01T12:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert os.environ.get("TZ") != "Asia/Kolkata"
+
+
 # -- the queries sent ------------------------------------------------------------------------
 
 
@@ -203,6 +220,7 @@ SESSION_COUNTS = [
     in_group(None, ConnectionState=5, n=1),
     in_group("g-plain", ConnectionState=1, n="x" * 100),
     in_group("g-plain", ConnectionState=1, n=-2),
+    in_group("g-plain", ConnectionState=1, n=10**100),
     in_group("g-plain", ConnectionState=1, n=2.0),
     in_group("g-plain", ConnectionState=1, n=True),
     in_group("g-plain", ConnectionState=6, n=4),
@@ -268,14 +286,14 @@ def careless_gateway(customer_id: str) -> HostileUpstream:
     return hostile
 
 
-def hostile_config(url: str, **poll: Any) -> Any:
+def hostile_config(url: str, **monitor: Any) -> Any:
     customer = {
         "customer_id": "bad1",
         "client_id": "bad-client",
         "client_secret": "bad-secret-Qx1",
-        "collectors": {"licensing": {"enabled": False}, "monitor": {"enabled": True}},
+        "collectors": {"licensing": {"enabled": False}, "monitor": monitor},
     }
-    return make_config(url, [customer], **poll)
+    return make_config(url, [customer])
 
 
 async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
@@ -298,6 +316,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
         ("unknown_enum", "Sessions.ConnectionState", "'list'"),
         ("bad_number", "$apply count", "'" + "x" * 79),
         ("negative", "$apply count", "-2"),
+        ("out_of_range", "$apply count", "1" + "0" * 79),
         ("unknown_enum", "CurrentRegistrationState", "5"),
         ("unknown_enum", "CurrentPowerState", "50"),
         ("unknown_enum", "FaultState", "'list'"),
@@ -310,6 +329,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
         "unknown_enum": 10,  # 4 session states, 3 machine states, 2 group kinds, 1 reason
         "bad_number": 4,  # three $apply counts, one duration
         "negative": 1,
+        "out_of_range": 1,
         "bad_timestamp": 2,
         "null": 1,
     }
@@ -390,6 +410,36 @@ async def test_an_apply_error_that_is_not_a_rejection_fails_the_poll_and_is_not_
     assert "404" in (exporter.poller.jobs[0].status.last_error or "")
     await poll(exporter)
     assert queries == [MACHINES_APPLY, MACHINES_APPLY]
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_requests_in_flight_never_exceed_the_configured_concurrency(
+    aiohttp_server: ServerFactory, exporter_factory: Factory, concurrency: int
+):
+    """Sessions and machines (and failures and logons) are fetched together, one request
+    each: as many at once as `concurrency` allows, never more."""
+    hostile = careless_gateway("bad1")
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+
+    def slow(handler: Callable[[web.Request], web.Response]) -> Any:
+        async def answer_later(request: web.Request) -> web.Response:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            await asyncio.sleep(0.05)
+            in_flight[0] -= 1
+            return handler(request)
+
+        return answer_later
+
+    hostile.on("bad1", "/monitorodata/Machines", slow(answer(MACHINE_COUNTS)))
+    hostile.on("bad1", "/monitorodata/ConnectionFailureLogs", slow(answer(FAILURES)))
+    hostile.on("bad1", "/monitorodata/Sessions", slow(answer([])))
+    server = await aiohttp_server(hostile.app())
+    url = str(server.make_url("")).rstrip("/")
+    exporter = await exporter_factory(hostile_config(url, concurrency=concurrency), clock=Clock())
+    await poll(exporter)
+    assert most[0] == concurrency
 
 
 # -- boundaries ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Built to poll every minute for a tenant with 100,000 sessions without being thro
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ class MonitorCollector(Collector):
 
     def _groups_age(self) -> float:
         if self._groups_fetched_at is None:
-            return float("inf")
+            return math.inf
         return self.ctx.clock() - self._groups_fetched_at
 
     async def _refresh_groups(self, force: bool = False) -> None:
