@@ -209,6 +209,7 @@ GROUPS = [
     {"Id": "g-null", "Name": "", "DeliveryType": 9, "SessionSupport": 7, "LifecycleState": None},
     {"Id": "g-plain", "Name": "Plain", "DeliveryType": 0, "SessionSupport": 2},  # no state: kept
     {"Id": "g-idle", "Name": "Idle", "DeliveryType": 2, "SessionSupport": 0, "LifecycleState": 0},
+    {"Id": "g-long", "Name": "L" * 300, "DeliveryType": 0, "SessionSupport": 1},  # cut to 256
 ]
 SESSION_COUNTS = [
     in_group("g-sales", ConnectionState=[1], n=1),  # not a scalar: unknown
@@ -311,6 +312,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
     }
     assert issues == {
         ("null", "DesktopGroups.Name", ""),
+        ("repaired_label", "DesktopGroups.Name", "300 characters"),
         ("unknown_enum", "DeliveryType", "9"),
         ("unknown_enum", "SessionSupport", "7"),
         ("unknown_enum", "Sessions.ConnectionState", "'list'"),
@@ -332,6 +334,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
         "out_of_range": 1,
         "bad_timestamp": 2,
         "null": 1,
+        "repaired_label": 1,
     }
 
     cid = {"customer_id": "bad1"}

@@ -191,7 +191,6 @@ class MonitorCollector(Collector):
         self._logon_marks = Watermark(started, config.overlap)
         self._failures: Counter[str] = Counter(dict.fromkeys(SESSION_FAILURE_CODE.values(), 0))
         self._logons: dict[str, _Histogram] = {}
-        self._live: list[str] = []
 
     # -- poll ------------------------------------------------------------------------------
 
@@ -210,14 +209,14 @@ class MonitorCollector(Collector):
             await self._refresh_groups(force=True)  # a group created since the last refresh
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
-        self._live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
-        if (series := len(self._live) * SERIES_PER_GROUP) > self.ctx.max_series:
+        live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
+        if (series := len(live) * SERIES_PER_GROUP) > self.ctx.max_series:
             # Checked before building them: 10,000 groups would be 320,000 samples in memory.
-            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(self._live):,} groups)")
+            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(live):,} groups)")
         return [
-            *self._session_families(sessions),
-            *self._machine_families(machines),
-            *self._group_info(),
+            *self._session_families(sessions, live),
+            *self._machine_families(machines, live),
+            *self._group_info(live),
             self._failure_family(),
             self._logon_family(),
         ]
@@ -237,7 +236,7 @@ class MonitorCollector(Collector):
         async for rows in self._pages("DesktopGroups", params):
             for row in rows:
                 group_id = row.get("Id")
-                if not group_id or row.get("LifecycleState", 0) not in (0, None):
+                if not group_id or row.get("LifecycleState") not in (0, None):
                     continue
                 groups[str(group_id)] = DesktopGroup(
                     self._name(row),
@@ -297,13 +296,13 @@ class MonitorCollector(Collector):
             return 0
         return value
 
-    def _session_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+    def _session_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
         gauges = GaugeSet(["customer_id", "delivery_group", "state"], HELP_SUFFIX)
         totals: Counter[tuple[str, str]] = Counter()
         for (group_id, state), count in counts.items():
             name = self._enum(CONNECTION_STATE, state, "Sessions.ConnectionState")
             totals[(self._group_name(group_id), name)] += count
-        for group in self._live:
+        for group in live:
             for state in CONNECTION_STATE.values():
                 totals.setdefault((group, state), 0)
         for (group, state), count in sorted(totals.items()):
@@ -315,7 +314,7 @@ class MonitorCollector(Collector):
             )
         return gauges.families()
 
-    def _machine_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+    def _machine_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
         registration: Counter[tuple[str, str]] = Counter()
         maintenance: Counter[str] = Counter()
         faulted: Counter[tuple[str, str]] = Counter()
@@ -330,7 +329,7 @@ class MonitorCollector(Collector):
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
             maintenance[group] += count if in_maintenance is True else 0
-        for group in self._live:
+        for group in live:
             maintenance.setdefault(group, 0)
             for name in REGISTRATION_STATE.values():
                 registration.setdefault((group, name), 0)
@@ -366,11 +365,10 @@ class MonitorCollector(Collector):
             )  # fmt: skip
         return gauges.families()
 
-    def _group_info(self) -> list[Metric]:
+    def _group_info(self, live: list[str]) -> list[Metric]:
         gauges = GaugeSet(
             ["customer_id", "delivery_group", "delivery_type", "session_support"], HELP_SUFFIX
         )
-        live = set(self._live)
         # A set: two groups whose names and kinds are alike must not make a duplicate series.
         groups = {g for g in self._groups.values() if g.name in live}
         for group in sorted(groups, key=lambda g: (g.name, g.delivery_type, g.session_support)):
