@@ -245,6 +245,7 @@ MACHINE_COUNTS = [
     machine("g-sales", 2, 2, 2, True, 3),
     machine("g-sales", 1, 3, 1, "true", 4),  # only JSON true is "in maintenance"
     machine("g-sales", 5, 50, [2], False, 1),
+    machine("g-sales", 2, 3, 2, False, 2),  # failed to start too, another power state
     machine("g-old", 1, 3, 1, False, 1),  # a retired group's machine: unknown group
     machine(None, 1, 3, 1, False, 1),
     machine("g-plain", 1, 3, 1, False, 1),
@@ -347,7 +348,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
     assert by_label(text, "citrix_machines", "registration_state", delivery_group="Sales") == {
         "unknown": 1,
         "registered": 6,
-        "unregistered": 3,
+        "unregistered": 5,
     }
     assert by_label(text, "citrix_machines", "registration_state", delivery_group="unknown") == {
         "registered": 2
@@ -371,9 +372,9 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
     )
     assert idle_power == dict.fromkeys(monitor_enums.POWER_STATE.values(), 0)
     power = by_label(text, "citrix_machines_by_power_state", "power_state", delivery_group="Sales")
-    assert {k: v for k, v in power.items() if v} == {"on": 6, "off": 3, "unknown": 1}
+    assert {k: v for k, v in power.items() if v} == {"on": 8, "off": 3, "unknown": 1}
     faulted = by_label(text, "citrix_machines_faulted", "fault_state", delivery_group="Sales")
-    assert {k: v for k, v in faulted.items() if v} == {"failed_to_start": 3}
+    assert {k: v for k, v in faulted.items() if v} == {"failed_to_start": 5}
     info = [
         dict(labels) for (name, labels) in samples(text) if name == "citrix_delivery_group_info"
     ]
