@@ -119,6 +119,9 @@ def test_documented_names_become_snake_case_labels():
     }
 
 
+# -- the queries sent ------------------------------------------------------------------------
+
+
 def test_the_filter_literal_is_utc_whole_seconds_whatever_the_local_zone(
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -129,9 +132,6 @@ def test_the_filter_literal_is_utc_whole_seconds_whatever_the_local_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
-
-
-# -- the queries sent ------------------------------------------------------------------------
 
 
 async def test_exact_queries_with_apply_and_apply_is_tried_again_next_poll(
