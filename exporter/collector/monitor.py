@@ -15,10 +15,12 @@ Built to poll every minute for a tenant with 100,000 sessions without being thro
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -44,6 +46,7 @@ log = get_logger("monitor")
 
 UNKNOWN_GROUP = "unknown"
 LOGON_BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
+BUCKET_BOUNDS = (*(repr(bound) for bound in LOGON_BUCKETS), "+Inf")  # their `le` labels
 HELP_SUFFIX = "Polled from the Citrix Monitor Service OData API every monitor interval."
 APPLY_REJECTED = (400, 501)
 # The logical `endpoint` label of citrix_api_requests_total: one per entity set.
@@ -179,15 +182,15 @@ class MonitorCollector(Collector):
         self.fields = Fields(ctx.issues)
         self._limiter = asyncio.Semaphore(config.concurrency)
         self._base = f"{ctx.api.base_url}/monitorodata"
-        self._groups: dict[str, DesktopGroup] = {}
+        # Keyed by id; `None` (a row without a group) is never a key, so it looks up nothing.
+        self._groups: dict[str | None, DesktopGroup] = {}
         self._groups_fetched_at: float | None = None
-        self._apply_supported: dict[str, bool] = {}
+        self._apply_rejected: set[str] = set()  # queries whose `$apply` this gateway refused
         started = ctx.clock()
         self._failure_marks = Watermark(started, config.overlap)
         self._logon_marks = Watermark(started, config.overlap)
         self._failures: Counter[str] = Counter(dict.fromkeys(SESSION_FAILURE_CODE.values(), 0))
         self._logons: dict[str, _Histogram] = {}
-        self._live: list[str] = []
 
     # -- poll ------------------------------------------------------------------------------
 
@@ -206,14 +209,14 @@ class MonitorCollector(Collector):
             await self._refresh_groups(force=True)  # a group created since the last refresh
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
-        self._live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
-        if (series := len(self._live) * SERIES_PER_GROUP) > self.ctx.max_series:
+        live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
+        if (series := len(live) * SERIES_PER_GROUP) > self.ctx.max_series:
             # Checked before building them: 10,000 groups would be 320,000 samples in memory.
-            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(self._live):,} groups)")
+            raise SeriesLimitError(series, self.ctx.max_series, f" ({len(live):,} groups)")
         return [
-            *self._session_families(sessions),
-            *self._machine_families(machines),
-            *self._group_info(),
+            *self._session_families(sessions, live),
+            *self._machine_families(machines, live),
+            *self._group_info(live),
             self._failure_family(),
             self._logon_family(),
         ]
@@ -222,18 +225,18 @@ class MonitorCollector(Collector):
 
     def _groups_age(self) -> float:
         if self._groups_fetched_at is None:
-            return float("inf")
+            return math.inf
         return self.ctx.clock() - self._groups_fetched_at
 
     async def _refresh_groups(self, force: bool = False) -> None:
         if not force and self._groups_age() < self.config.desktop_groups_refresh:
             return
-        groups: dict[str, DesktopGroup] = {}
+        groups: dict[str | None, DesktopGroup] = {}
         params = {"$select": "Id,Name,DeliveryType,SessionSupport,LifecycleState"}
         async for rows in self._pages("DesktopGroups", params):
             for row in rows:
                 group_id = row.get("Id")
-                if not group_id or row.get("LifecycleState", 0) not in (0, None):
+                if not group_id or row.get("LifecycleState") not in (0, None):
                     continue
                 groups[str(group_id)] = DesktopGroup(
                     self._name(row),
@@ -251,14 +254,14 @@ class MonitorCollector(Collector):
         return self.fields.label_text(name, "DesktopGroups.Name")
 
     def _group_name(self, group_id: str | None) -> str:
-        group = self._groups.get(group_id) if group_id else None
+        group = self._groups.get(group_id)
         return group.name if group else UNKNOWN_GROUP
 
     # -- grouped counts (server-side aggregation with a paging fallback) -------------------
 
     async def _grouped(self, query: GroupedQuery) -> Counter[tuple[Any, ...]]:
         """Counts per key; tries `$apply` unless this customer's gateway rejected it before."""
-        if self._apply_supported.get(query.name, True):
+        if query.name not in self._apply_rejected:
             counts: Counter[tuple[Any, ...]] = Counter()
             try:
                 async for rows in self._pages(query.entity_set, {"$apply": query.apply}):
@@ -267,7 +270,7 @@ class MonitorCollector(Collector):
             except UpstreamError as err:
                 if err.status not in APPLY_REJECTED:
                     raise
-                self._apply_supported[query.name] = False
+                self._apply_rejected.add(query.name)
                 log.info(
                     "Monitor API rejected $apply; counting by paging with $select instead "
                     "(remembered for this customer)",
@@ -275,7 +278,6 @@ class MonitorCollector(Collector):
                            "error": str(err)},
                 )  # fmt: skip
             else:
-                self._apply_supported[query.name] = True
                 return counts
         counts = Counter()
         async for rows in self._pages(query.entity_set, query.fallback):
@@ -294,13 +296,13 @@ class MonitorCollector(Collector):
             return 0
         return value
 
-    def _session_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+    def _session_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
         gauges = GaugeSet(["customer_id", "delivery_group", "state"], HELP_SUFFIX)
         totals: Counter[tuple[str, str]] = Counter()
         for (group_id, state), count in counts.items():
             name = self._enum(CONNECTION_STATE, state, "Sessions.ConnectionState")
             totals[(self._group_name(group_id), name)] += count
-        for group in self._live:
+        for group in live:
             for state in CONNECTION_STATE.values():
                 totals.setdefault((group, state), 0)
         for (group, state), count in sorted(totals.items()):
@@ -312,7 +314,7 @@ class MonitorCollector(Collector):
             )
         return gauges.families()
 
-    def _machine_families(self, counts: Counter[tuple[Any, ...]]) -> list[Metric]:
+    def _machine_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
         registration: Counter[tuple[str, str]] = Counter()
         maintenance: Counter[str] = Counter()
         faulted: Counter[tuple[str, str]] = Counter()
@@ -327,7 +329,7 @@ class MonitorCollector(Collector):
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
             maintenance[group] += count if in_maintenance is True else 0
-        for group in self._live:
+        for group in live:
             maintenance.setdefault(group, 0)
             for name in REGISTRATION_STATE.values():
                 registration.setdefault((group, name), 0)
@@ -363,11 +365,10 @@ class MonitorCollector(Collector):
             )  # fmt: skip
         return gauges.families()
 
-    def _group_info(self) -> list[Metric]:
+    def _group_info(self, live: list[str]) -> list[Metric]:
         gauges = GaugeSet(
             ["customer_id", "delivery_group", "delivery_type", "session_support"], HELP_SUFFIX
         )
-        live = set(self._live)
         # A set: two groups whose names and kinds are alike must not make a duplicate series.
         groups = {g for g in self._groups.values() if g.name in live}
         for group in sorted(groups, key=lambda g: (g.name, g.delivery_type, g.session_support)):
@@ -490,8 +491,5 @@ class _Histogram:
         self.counts[-1] += 1
 
     def buckets(self) -> list[tuple[str, float]]:
-        result, running = [], 0
-        for bound, count in zip((*LOGON_BUCKETS, float("inf")), self.counts, strict=True):
-            running += count
-            result.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-        return result
+        """(`le` label, cumulative count) per bucket, +Inf last."""
+        return [(BUCKET_BOUNDS[i], float(n)) for i, n in enumerate(accumulate(self.counts))]
