@@ -42,7 +42,6 @@ class LicensingCollector(Collector):
         self._history: list[Metric] = []
         self._history_fetched_at: float | None = None
         self._history_month: str | None = None
-        self._labels = [ctx.customer_id, "unknown", "unknown"]
         self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
@@ -52,25 +51,19 @@ class LicensingCollector(Collector):
         if not isinstance(response.data, dict):
             self.ctx.issues.report("bad_shape", "current", "current usage is not a JSON object")
             raise UpstreamError("licensing_current: response is not a JSON object")
-        current = self._current_families(response.data)
-        await self._refresh_history()
-        return current + self._history
-
-    # -- current usage -------------------------------------------------------------------
-
-    def _current_families(self, data: dict[str, Any]) -> list[Metric]:
-        product = self.fields.label(data, "productName")
-        edition = self.fields.label(data, "productEdition")
+        product = self.fields.label(response.data, "productName")
+        edition = self.fields.label(response.data, "productEdition")
         labels = [self.ctx.customer_id, product, edition]
-        self._labels = labels
-        gauges = GaugeSet(LABELS, HELP_SUFFIX)
-        add_current_usage(gauges, labels, data, self.fields)
-        return gauges.families()
+        current = GaugeSet(LABELS, HELP_SUFFIX)
+        add_current_usage(current, labels, response.data, self.fields)
+        await self._refresh_history(labels)
+        return current.families() + self._history
 
     # -- monthly history -----------------------------------------------------------------
 
-    async def _refresh_history(self) -> None:
-        """Fetch 12 months of history when a day has passed or the month changed.
+    async def _refresh_history(self, labels: list[str]) -> None:
+        """Fetch 12 months of history when a day has passed or the month changed; its gauges
+        carry `labels`, the product and edition of the current usage polled with it.
 
         A failure keeps the previous figures and is retried at the next poll: monthly numbers
         are not worth failing the whole collector (and paging someone) over.
@@ -97,16 +90,16 @@ class LicensingCollector(Collector):
             return
         self._history_fetched_at = now
         self._history_month = month
-        self._history = self._history_families(response.data, month)
+        self._history = self._history_families(response.data, month, labels)
 
-    def _history_families(self, data: Any, month: str) -> list[Metric]:
+    def _history_families(self, data: Any, month: str, labels: list[str]) -> list[Metric]:
         months = history_months(data, self.fields)
         if not months:
             return []
         in_month = [item for item in months if item[0].strftime("%Y-%m") == month]
         when, entry = max(in_month or months, key=lambda item: item[0])
         gauges = GaugeSet(LABELS, "Polled from the licensing historical usage API once a day.")
-        add_month_gauges(gauges, self._labels, when, entry, self.fields)
+        add_month_gauges(gauges, labels, when, entry, self.fields)
         return gauges.families()
 
 
