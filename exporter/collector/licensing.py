@@ -40,8 +40,7 @@ class LicensingCollector(Collector):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._history: list[Metric] = []
-        self._history_fetched_at: float | None = None
-        self._history_month: str | None = None
+        self._history_fetched: tuple[float, str] | None = None  # (when, for which month)
         self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
@@ -71,12 +70,10 @@ class LicensingCollector(Collector):
         now = self.ctx.clock()
         today = datetime.fromtimestamp(now, UTC)
         month = months_back(today, 0)
-        if (
-            self._history_fetched_at is not None
-            and now - self._history_fetched_at < HISTORY_REFRESH_SECONDS
-            and month == self._history_month
-        ):
-            return
+        if self._history_fetched is not None:
+            fetched_at, fetched_month = self._history_fetched
+            if now - fetched_at < HISTORY_REFRESH_SECONDS and month == fetched_month:
+                return
         params = {"startDate": months_back(today, HISTORY_MONTHS - 1), "endDate": month}
         try:
             response = await self.ctx.api.get_json(
@@ -88,8 +85,7 @@ class LicensingCollector(Collector):
                 extra={"customer_id": self.ctx.customer_id, "error": str(err)},
             )
             return
-        self._history_fetched_at = now
-        self._history_month = month
+        self._history_fetched = (now, month)
         self._history = self._history_families(response.data, month, labels)
 
     def _history_families(self, data: Any, month: str, labels: list[str]) -> list[Metric]:
