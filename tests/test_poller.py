@@ -383,12 +383,12 @@ async def test_status_metrics_values_help_and_labels(mono: Monotonic) -> None:
     idle = Scripted("licensing", [[]])
     jobs = [
         PollJob("acme", ok, 60),  # type: ignore[arg-type]
+        PollJob("globex", idle, 60),  # type: ignore[arg-type]  # not polled yet: absent
         PollJob("acme", failing, 60),  # type: ignore[arg-type]
-        PollJob("globex", idle, 60),  # type: ignore[arg-type]
     ]
     poller, _ = make_poller(*jobs)
     await poller.poll_once(jobs[0])
-    await poller.poll_once(jobs[1])
+    await poller.poll_once(jobs[2])
     text = served(StatusCollector(poller))
     acme_licensing = (("collector", "licensing"), ("customer_id", "acme"))
     acme_monitor = (("collector", "monitor"), ("customer_id", "acme"))

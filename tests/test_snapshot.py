@@ -60,6 +60,14 @@ def test_a_failing_collector_is_served_until_exactly_max_staleness_after_its_las
     assert store.has_values(GLOBEX)
 
 
+def test_a_result_ages_from_the_time_it_was_published_at() -> None:
+    clock = Clock(1000.0)
+    store = SnapshotStore(60, clock)
+    store.publish(ACME, [gauge("acme", 1)], at=900.0)  # polled a while before it was stored
+    store.mark_failed(ACME)  # 100 s after its success: stale
+    assert served(store) == {}
+
+
 def test_only_failing_collectors_expire() -> None:
     clock = Clock(0.0)
     store = SnapshotStore(60, clock)
