@@ -470,6 +470,22 @@ async def test_a_failed_history_fetch_keeps_the_figures_and_is_retried_next_poll
     assert value(text, api, customer_id="odd1", endpoint="licensing_current", code="200") == 3
 
 
+async def test_history_unavailable_from_the_start_still_exports_current_usage(
+    aiohttp_server, exporter_factory
+):
+    answers = Answers()
+    answers.status = 403
+    hostile = HostileUpstream()
+    hostile.on("odd1", HISTORY_SUFFIX, answers)
+    exporter = await hostile_exporter(
+        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
+    )
+    text = await poll(exporter)
+    assert value(text, "citrix_up", customer_id="odd1", collector="licensing") == 1
+    assert value(text, "citrix_licenses_available", **ODD_LABELS) == 25
+    assert "citrix_licenses_month_" not in text
+
+
 async def test_licensing_families_help_and_label_names(aiohttp_server, exporter_factory):
     answers = Answers()
     answers.history = {"historicalUsageList": [month_entry("2026-06", 60)]}
