@@ -53,7 +53,7 @@ def check_result(families: list[Metric], max_series: int) -> None:
     series = sum(len(family.samples) for family in families)
     if series > max_series:
         raise SeriesLimitError(series, max_series)
-    registry = CollectorRegistry(auto_describe=False)
+    registry = CollectorRegistry()
     registry.register(_Families(families))
     try:
         generate_latest(registry)

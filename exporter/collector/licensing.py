@@ -40,9 +40,7 @@ class LicensingCollector(Collector):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self._history: list[Metric] = []
-        self._history_fetched_at: float | None = None
-        self._history_month: str | None = None
-        self._labels = [ctx.customer_id, "unknown", "unknown"]
+        self._history_fetched: tuple[float, str] | None = None  # (when, for which month)
         self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
@@ -52,25 +50,19 @@ class LicensingCollector(Collector):
         if not isinstance(response.data, dict):
             self.ctx.issues.report("bad_shape", "current", "current usage is not a JSON object")
             raise UpstreamError("licensing_current: response is not a JSON object")
-        current = self._current_families(response.data)
-        await self._refresh_history()
-        return current + self._history
-
-    # -- current usage -------------------------------------------------------------------
-
-    def _current_families(self, data: dict[str, Any]) -> list[Metric]:
-        product = self.fields.label(data, "productName")
-        edition = self.fields.label(data, "productEdition")
+        product = self.fields.label(response.data, "productName")
+        edition = self.fields.label(response.data, "productEdition")
         labels = [self.ctx.customer_id, product, edition]
-        self._labels = labels
-        gauges = GaugeSet(LABELS, HELP_SUFFIX)
-        add_current_usage(gauges, labels, data, self.fields)
-        return gauges.families()
+        current = GaugeSet(LABELS, HELP_SUFFIX)
+        add_current_usage(current, labels, response.data, self.fields)
+        await self._refresh_history(labels)
+        return current.families() + self._history
 
     # -- monthly history -----------------------------------------------------------------
 
-    async def _refresh_history(self) -> None:
-        """Fetch 12 months of history when a day has passed or the month changed.
+    async def _refresh_history(self, labels: list[str]) -> None:
+        """Fetch 12 months of history when a day has passed or the month changed; its gauges
+        carry `labels`, the product and edition of the current usage polled with it.
 
         A failure keeps the previous figures and is retried at the next poll: monthly numbers
         are not worth failing the whole collector (and paging someone) over.
@@ -78,12 +70,10 @@ class LicensingCollector(Collector):
         now = self.ctx.clock()
         today = datetime.fromtimestamp(now, UTC)
         month = months_back(today, 0)
-        if (
-            self._history_fetched_at is not None
-            and now - self._history_fetched_at < HISTORY_REFRESH_SECONDS
-            and month == self._history_month
-        ):
-            return
+        if self._history_fetched is not None:
+            fetched_at, fetched_month = self._history_fetched
+            if now - fetched_at < HISTORY_REFRESH_SECONDS and month == fetched_month:
+                return
         params = {"startDate": months_back(today, HISTORY_MONTHS - 1), "endDate": month}
         try:
             response = await self.ctx.api.get_json(
@@ -95,18 +85,17 @@ class LicensingCollector(Collector):
                 extra={"customer_id": self.ctx.customer_id, "error": str(err)},
             )
             return
-        self._history_fetched_at = now
-        self._history_month = month
-        self._history = self._history_families(response.data, month)
+        self._history_fetched = (now, month)
+        self._history = self._history_families(response.data, month, labels)
 
-    def _history_families(self, data: Any, month: str) -> list[Metric]:
+    def _history_families(self, data: Any, month: str, labels: list[str]) -> list[Metric]:
         months = history_months(data, self.fields)
         if not months:
             return []
         in_month = [item for item in months if item[0].strftime("%Y-%m") == month]
         when, entry = max(in_month or months, key=lambda item: item[0])
         gauges = GaugeSet(LABELS, "Polled from the licensing historical usage API once a day.")
-        add_month_gauges(gauges, self._labels, when, entry, self.fields)
+        add_month_gauges(gauges, labels, when, entry, self.fields)
         return gauges.families()
 
 
