@@ -22,15 +22,13 @@ from prometheus_client.registry import Collector as RegistryCollector
 
 from .collector.base import Collector, SeriesLimitError
 from .config import DEFAULT_MAX_SERIES
-from .log import get_logger
-from .redact import scrub
+from .log import get_logger, shown_error
 from .snapshot import SnapshotStore
 from .upstream.errors import NotEntitledError, UpstreamError
 
 log = get_logger("poller")
 
 STATUS_HELP = "Updated after every poll of the collector, which runs every collector interval."
-ERROR_TEXT_LIMIT = 300  # PollStatus.last_error is shown on the landing page
 
 
 class ResultRejectedError(UpstreamError):
@@ -64,9 +62,8 @@ def check_result(families: list[Metric], max_series: int) -> None:
 
 
 def error_text(error: str) -> str:
-    """A poll error as stored for the landing page: scrubbed and at most ERROR_TEXT_LIMIT."""
-    text = scrub(error)
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
+    """A poll error as stored for the landing page: scrubbed and cut (`log.shown_error`)."""
+    return shown_error(error)
 
 
 @dataclass

@@ -20,8 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 import exporter.poller as poller_module
 from exporter.collector.base import SeriesLimitError
 from exporter.config import DEFAULT_MAX_SERIES
+from exporter.log import MAX_ERROR_CHARS
 from exporter.poller import (
-    ERROR_TEXT_LIMIT,
     Poller,
     PollJob,
     ResultRejectedError,
@@ -364,12 +364,15 @@ async def test_a_result_that_cannot_be_rendered_fails_its_poll(mono: Monotonic) 
 
 
 def test_error_text_is_cut_to_the_limit_with_an_ellipsis() -> None:
-    assert ERROR_TEXT_LIMIT == 300
+    assert MAX_ERROR_CHARS == 300
     exact = "e" * 300
     assert error_text(exact) == exact
     cut = error_text("f" * 301)
-    assert cut == "f" * 297 + "..."
+    assert cut == "f" * 299 + "…"
     assert len(cut) == 300
+    assert error_text("client_secret=hunter2hunter2 " + "g" * 400).startswith(
+        "client_secret=<redacted> g"
+    )
 
 
 # -- status metrics ---------------------------------------------------------------------------
