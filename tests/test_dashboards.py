@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -659,7 +660,8 @@ scrape_configs:
         assert days == pytest.approx(
             {key: (when.timestamp() - at) / 86400 for key, when in expiry.items()}, abs=1e-3
         )
-        assert [round(days[key]) for key in (acme, globex, initech)] == [200, 310, 20]
+        # Expiry is at midnight UTC N days ahead, so during the day the panel reads N - 1 + x.
+        assert [math.ceil(days[key]) for key in (acme, globex, initech)] == [200, 310, 20]
         assert 89 < swa_days <= 90
         for title, key, state_name in (
             ("Active sessions", "sessions", "active"),
