@@ -784,3 +784,4 @@ def test_exception_reason_names_the_type_and_the_text_if_any():
     assert exception_reason(TimeoutError()) == "TimeoutError"
     assert exception_reason(ValueError("bad: x")) == "ValueError: bad: x"
     assert exception_reason(OSError("")) == "OSError"
+    assert exception_reason(OSError("code X")) == "OSError: code X"  # only ': ' is trimmed
