@@ -400,6 +400,7 @@ async def test_odd_history_entries_are_left_out_and_counted_by_field(
     assert data_issue_logs(stream) == [
         ("null", "historicalUsageList.timeStamp", ""),
         ("negative", "historicalUsageList.totalAvailableLicenseCount", "-1"),
+        ("bad_type", "historicalUsageList.userLicenseUsage", ""),  # counted, not silently skipped
         ("bad_number", "historicalUsageList.deviceLicenseUsage.newAssignedCount", "'many'"),
     ]
     assert value(text, "citrix_up", customer_id="odd1", collector="licensing") == 1

@@ -152,8 +152,8 @@ def add_month_gauges(
             available,
         )
     for assignment, key in ASSIGNMENTS:
-        usage = entry.get(key)
-        if not isinstance(usage, dict):
+        usage = fields.object(entry, key, path=f"{path}.{key}")
+        if usage is None:
             continue
         for field, name, help_text in MONTH_FIELDS:
             value = fields.count(usage, field, f"{path}.{key}.{field}")
