@@ -29,8 +29,7 @@ from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
 from .poller import Poller, PollJob, StatusCollector
 from .snapshot import SnapshotStore
-from .upstream.client import ApiClient, Sleep
-from .upstream.token import TokenManager
+from .upstream.client import ApiClient, Sleep, customer_api
 
 log = get_logger("runtime")
 
@@ -107,19 +106,8 @@ class Exporter:
                 connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=16),
             )
             self._sessions.append(session)
-            tokens = TokenManager(
-                session, customer, self.metrics, poll.retry, poll.timeout, self._clock
-            )
-            api = ApiClient(
-                session,
-                customer,
-                tokens,
-                self.metrics,
-                poll.retry,
-                poll.timeout,
-                sleep=self._sleep,
-                clock=self._clock,
-                max_response_bytes=poll.max_response_bytes,
+            api = customer_api(
+                session, customer, poll, self.metrics, sleep=self._sleep, clock=self._clock
             )
             self.api_clients[customer.customer_id] = api
             for name, _cfg in customer.collectors.enabled():

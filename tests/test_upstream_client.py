@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
 from exporter.metrics import SelfMetrics
-from exporter.upstream.client import ApiClient, ApiResponse
+from exporter.upstream.client import ApiClient, ApiResponse, customer_api
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
 from tests.helpers import SleepRecorder, make_config, value
@@ -105,26 +105,21 @@ async def open_rig(
     """Wired as runtime.py wires it, with a fixed clock, recorded sleeps and fixed jitter."""
     url = str(server.make_url("")).rstrip("/")
     customers = [{"customer_id": CUSTOMER, "client_id": CLIENT_ID, "client_secret": SECRET}]
-    config = make_config(url, customers, **poll)
-    customer, retry = config.customers[0], config.poll.retry
+    config = make_config(url, customers, timeout=timeout, **poll)
     registry = CollectorRegistry()
     metrics = SelfMetrics(registry)
     clock, sleeps = Clock(), SleepRecorder()
     async with aiohttp.ClientSession() as session:
-        tokens = TokenManager(session, customer, metrics, retry, timeout, clock)
-        client = ApiClient(
+        client = customer_api(
             session,
-            customer,
-            tokens,
+            config.customers[0],
+            config.poll,
             metrics,
-            retry,
-            timeout,
             sleep=sleeps,
             clock=clock,
             jitter=lambda: jitter,
-            max_response_bytes=config.poll.max_response_bytes,
         )
-        yield Rig(client, tokens, registry, clock, sleeps)
+        yield Rig(client, client.tokens, registry, clock, sleeps)
 
 
 def answers(*responses: Callable[[], web.StreamResponse]) -> Callable[..., web.StreamResponse]:

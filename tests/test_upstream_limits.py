@@ -31,10 +31,9 @@ from exporter.config import Config
 from exporter.metrics import SelfMetrics
 from exporter.redact import REDACTOR
 from exporter.runtime import Exporter
-from exporter.upstream.client import ApiClient
+from exporter.upstream.client import ApiClient, customer_api
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
-from exporter.upstream.token import TokenManager
 from tests.helpers import SleepRecorder, make_config, missing, require_binary, value
 from tests.hostile import CURRENT_SUFFIX, TOKEN_SUFFIX, HostileUpstream
 
@@ -109,22 +108,16 @@ async def open_client(
 ) -> AsyncIterator[ApiClient]:
     """An ApiClient (with its TokenManager) for one customer, wired as runtime.py wires it."""
     config = make_config(url, [c for c in CUSTOMERS if c["customer_id"] == customer_id], **poll)
-    customer, retry = config.customers[0], config.poll.retry
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession(connector=connector, trust_env=trust_env) as session:
-        clock = clock or Clock()
-        tokens = TokenManager(session, customer, metrics, retry, config.poll.timeout, clock)
-        yield ApiClient(
+        yield customer_api(
             session,
-            customer,
-            tokens,
+            config.customers[0],
+            config.poll,
             metrics,
-            retry,
-            config.poll.timeout,
             sleep=sleep or SleepRecorder(),
-            clock=clock,
+            clock=clock or Clock(),
             jitter=jitter,
-            max_response_bytes=config.poll.max_response_bytes,
         )
 
 

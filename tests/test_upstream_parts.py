@@ -33,7 +33,7 @@ from exporter.upstream.body import (
     read_bounded,
     too_deep,
 )
-from exporter.upstream.client import ApiClient
+from exporter.upstream.client import ApiClient, customer_api
 from exporter.upstream.detail import (
     MAX_DETAIL_CHARS,
     MAX_ERROR_BODY_BYTES,
@@ -48,7 +48,6 @@ from exporter.upstream.detail import (
 from exporter.upstream.errors import UpstreamError
 from exporter.upstream.odata import iter_pages, resolve_next_link
 from exporter.upstream.retry import RetryPolicy, parse_retry_after
-from exporter.upstream.token import TokenManager
 from tests.helpers import SleepRecorder, make_config
 from tests.hostile import CURRENT_SUFFIX, HostileUpstream
 
@@ -465,17 +464,13 @@ async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     """An ApiClient with its TokenManager, wired as runtime.py wires them."""
     customer_cfg = {"customer_id": CUSTOMER, "client_id": "c", "client_secret": "parts-secret-9"}
     config = make_config(url, [customer_cfg], **poll)
-    customer, retry = config.customers[0], config.poll.retry
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession() as session:
-        tokens = TokenManager(session, customer, metrics, retry, config.poll.timeout, lambda: NOW)
-        yield ApiClient(
+        yield customer_api(
             session,
-            customer,
-            tokens,
+            config.customers[0],
+            config.poll,
             metrics,
-            retry,
-            config.poll.timeout,
             sleep=SleepRecorder(),
             clock=lambda: NOW,
             jitter=lambda: 0.5,

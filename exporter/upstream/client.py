@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from .. import __version__
-from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, RetryConfig
+from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, PollConfig, RetryConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from .body import ResponseTooLarge, parse_json, read_bounded
@@ -277,3 +277,30 @@ class ApiClient:
                 "retry_in_seconds": round(outcome.delay, 2),
             },
         )
+
+
+def customer_api(
+    session: aiohttp.ClientSession,
+    customer: CustomerConfig,
+    poll: PollConfig,
+    metrics: SelfMetrics,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
+    jitter: Callable[[], float] = random.random,
+) -> ApiClient:
+    """The one wiring of a customer's token manager and API client from the poll settings
+    (retries, timeout, response cap): the exporter, backfill and the tests all build it here."""
+    tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
+    return ApiClient(
+        session,
+        customer,
+        tokens,
+        metrics,
+        poll.retry,
+        poll.timeout,
+        sleep=sleep,
+        clock=clock,
+        jitter=jitter,
+        max_response_bytes=poll.max_response_bytes,
+    )
