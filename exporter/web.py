@@ -10,7 +10,6 @@ import html
 from datetime import UTC, datetime
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
@@ -66,14 +65,6 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 """
 
 
-def _literal_get(app: web.Application, path: str, handler: Handler) -> None:
-    """Route GET `path` as the literal string: `add_get` would read `{name}` as a variable."""
-    resource = web.PlainResource(path)
-    resource.add_route("GET", handler)
-    resource.add_route("HEAD", handler)  # as add_get does
-    app.router.register_resource(resource)
-
-
 def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
     """The aiohttp application; /metrics renders the snapshot and never calls upstream.
 
@@ -96,7 +87,7 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
         return web.Response(text=landing_page(poller, telemetry_path), content_type="text/html")
 
     app = web.Application()
-    _literal_get(app, telemetry_path, metrics_handler)
+    app.router.add_get(telemetry_path, metrics_handler)  # a plain path: no '{' allowed
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.collector.observed import sanitise_label
+from exporter.collector.fields import repair_label
+from exporter.collector.observed import NAME_LIMIT
 from exporter.simulator.observed_data import make_partner
 from exporter.simulator.state import SimulatorState
 from tests.helpers import SEED_CUSTOMER, samples, value
@@ -102,7 +103,7 @@ async def test_500_customers_grow_the_series_linearly(base_url, exporter_factory
     ],
 )
 def test_account_names_are_sanitised(raw, clean):
-    assert sanitise_label(raw) == clean
+    assert repair_label(raw, NAME_LIMIT, tidy=True) == (clean, False)  # tidying is no repair
 
 
 async def test_a_404_call_is_skipped_and_every_404_is_not_entitled(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from .fields import Fields, repair_label
+from .fields import Fields
 
 NAME_LIMIT = 64
 FQDN_LIMIT = 253
@@ -23,12 +23,6 @@ def observed_url(base_url: str, template: str, **values: str) -> str:
     return base_url.rstrip("/") + template.format(
         **{key: quote(value, safe="") for key, value in values.items()}
     )
-
-
-def sanitise_label(value: str, limit: int = NAME_LIMIT) -> str:
-    """A label value from free text: valid, printable characters only (others become
-    spaces), whitespace runs collapsed, trimmed, at most `limit` characters."""
-    return repair_label(value, limit, tidy=True)[0]
 
 
 def text_label(

@@ -225,7 +225,9 @@ class TokenManager:
                 return lifetime
         except (TypeError, ValueError, OverflowError):
             pass
-        self._issues.report("bad_number", "expires_in", f"unusable expires_in {raw!r}"[:200])
+        self._issues.report(
+            "bad_number", "expires_in", f"unusable expires_in {raw!r}"
+        )  # DataIssues bounds it
         return DEFAULT_LIFETIME
 
 
