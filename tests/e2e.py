@@ -56,6 +56,19 @@ def exporter_command(port: int, *args: str) -> list[str]:
     return [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
 
 
+def scrape_config(url: str, job: str = "citrix-cloud", rules: str | None = None) -> str:
+    """A Prometheus config scraping the exporter at `url` every second (and evaluating
+    `rules` every second when given)."""
+    rule_part = f"  evaluation_interval: 1s\nrule_files:\n  - {rules}\n" if rules else ""
+    return f"""global:
+  scrape_interval: 1s
+{rule_part}scrape_configs:
+  - job_name: {job}
+    static_configs:
+      - targets: ['{url.removeprefix("http://")}']
+"""
+
+
 async def exporter_process(workdir: Path, *args: str) -> tuple[Process, str]:
     """Start the exporter CLI; returns it and its base URL once /readyz says ready (stopping it
     again if it never gets ready)."""

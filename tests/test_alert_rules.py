@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e import Prometheus, exporter_process, wait_until
+from tests.e2e import Prometheus, exporter_process, scrape_config, wait_until
 from tests.helpers import require_binary
 from tests.test_dashboards import METRICS, metric_names, selectors
 
@@ -175,16 +175,7 @@ async def test_rules_evaluate_against_the_demo(tmp_path):
     prometheus = Prometheus(
         prometheus_bin,
         tmp_path,
-        f"""global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - {RULES}
-scrape_configs:
-  - job_name: citrix-cloud
-    static_configs:
-      - targets: ['{url.removeprefix("http://")}']
-""",
+        scrape_config(url, rules=str(RULES)),
     )
     expected = {
         ("CitrixLicensesOverage", "warning", "globex-demo", "XenDesktop", "XAXDFull"),

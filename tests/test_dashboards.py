@@ -22,7 +22,7 @@ from exporter.simulator.app import create_app
 from exporter.simulator.monitor import ConnectionState, RegistrationState
 from exporter.simulator.scenarios import DEMO_CUSTOMER_IDS, demo_state
 from exporter.simulator.state import SimulatorState
-from tests.e2e import Prometheus, exporter_process, wait_until
+from tests.e2e import Prometheus, exporter_process, scrape_config, wait_until
 from tests.helpers import require_binary
 from tests.scenarios import trickle, write_demo_config
 from tools.dashboards import build_all
@@ -443,13 +443,7 @@ async def test_every_panel_query_runs_against_prometheus(tmp_path, sim_state, ba
     prometheus = Prometheus(
         prometheus_bin,
         tmp_path,
-        f"""global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: {JOB}
-    static_configs:
-      - targets: ['{url.removeprefix("http://")}']
-""",
+        scrape_config(url, JOB),
     )
     try:
         await prometheus.start()
@@ -604,13 +598,7 @@ async def test_key_panels_show_the_demo_values(tmp_path, aiohttp_server):
     prometheus = Prometheus(
         prometheus_bin,
         tmp_path,
-        f"""global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: {JOB}
-    static_configs:
-      - targets: ['{url.removeprefix("http://")}']
-""",
+        scrape_config(url, JOB),
     )
     licensing, daas = "citrix-cloud-licensing", "citrix-daas-sessions-machines"
     # acme-demo also has 42 of 100 secureworkspaceaccess licenses (products collector), all 100

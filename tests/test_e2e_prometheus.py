@@ -6,24 +6,17 @@ import asyncio
 
 import aiohttp
 
-from tests.e2e import Prometheus, exporter_process, wait_until
+from tests.e2e import Prometheus, exporter_process, scrape_config, wait_until
 from tests.helpers import require_binary
 
 
 async def test_prometheus_scrapes_the_demo(tmp_path):
     prometheus_bin = require_binary("prometheus")
     exporter, url = await exporter_process(tmp_path, "--demo")
-    host = url.removeprefix("http://")
     prometheus = Prometheus(
         prometheus_bin,
         tmp_path,
-        f"""global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: citrix-cloud
-    static_configs:
-      - targets: ['{host}']
-""",
+        scrape_config(url),
     )
     try:
         await prometheus.start()
