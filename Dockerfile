@@ -7,7 +7,7 @@
 # Stage 1 builds the wheel and installs it with its dependencies into /opt/venv; stage 2 is a
 # clean slim image that gets only that venv and the default config: no compiler, no pip cache,
 # no sources or tests. Both stages must use the same base image (the venv's interpreter is the
-# base image's /usr/local/bin/python3.11). tests/test_deploy_container.py replays the COPY and
+# base image's /usr/local/bin/python3.11). tests/deploy/test_deploy_container.py replays the COPY and
 # RUN lines of this file, so keep them plain.
 
 FROM python:3.11.14-slim-trixie AS build

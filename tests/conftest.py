@@ -13,7 +13,7 @@ from exporter.runtime import Exporter
 from exporter.simulator.app import create_app
 from exporter.simulator.scenarios import seed_state
 from exporter.simulator.state import SimulatorState
-from tests.helpers import SleepRecorder
+from tests.support.helpers import SleepRecorder
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
     python -m tools.dashboards            # rewrite grafana/dashboards/*.json
     python -m tools.dashboards --check    # exit 1 and name the files that are out of date
 
-tests/test_dashboards.py fails when the committed JSON differs from what this produces, so edit
-the dashboards here, regenerate, and commit both.
+tests/deploy/test_dashboards.py fails when the committed JSON differs from what this produces,
+so edit the dashboards here, regenerate, and commit both.
 """
 
 from __future__ import annotations

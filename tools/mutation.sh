@@ -3,7 +3,7 @@
 #
 #   tools/mutation.sh                    # every module of [tool.mutmut] only_mutate (nightly)
 #   tools/mutation.sh sharding poller    # only these modules (names as printed below)
-#   MUTATION_TESTS="tests/test_sharding.py" tools/mutation.sh sharding   # narrower test run
+#   MUTATION_TESTS="tests/unit/test_sharding.py" tools/mutation.sh sharding   # narrower test run
 #
 # mutmut (pip install 'mutmut==3.8.1') makes small changes to the code (a `<` for a `<=`, a
 # constant plus one, a dropped call), runs the tests that reach the changed function, and counts

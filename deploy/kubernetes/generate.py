@@ -11,7 +11,7 @@ Sources (the single source of truth, also used by Compose):
       one ConfigMap per dashboard, labelled grafana_dashboard: "1" for the Grafana sidecar
       (kube-prometheus-stack, the grafana Helm chart) and annotated with a folder name.
 
-Only PyYAML is needed. tests/test_deploy_kubernetes.py fails when the outputs drift.
+Only PyYAML is needed. tests/deploy/test_deploy_kubernetes.py fails when the outputs drift.
 """
 
 from __future__ import annotations

@@ -1,0 +1,678 @@
+"""Grafana dashboards: generated JSON is up to date, follows grafana/dashboard-linter's conventions,
+uses only metrics of the exporter's contract, and every panel query returns data from a real
+Prometheus scraping the exporter polling the demo's customers (`--demo`'s simulator state)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from exporter.simulator.app import create_app
+from exporter.simulator.monitor import ConnectionState, RegistrationState
+from exporter.simulator.scenarios import DEMO_CUSTOMER_IDS, demo_state
+from exporter.simulator.state import SimulatorState
+from tests.support.helpers import require_binary
+from tests.support.processes import Prometheus, exporter_process, scrape_config, wait_until
+from tests.support.scenarios import trickle, write_demo_config
+from tools.dashboards import build_all
+from tools.grafana import PROVISIONED_DATASOURCE_UID
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD_DIR = REPO / "grafana" / "dashboards"
+PROVISIONING_DIR = REPO / "grafana" / "provisioning"
+
+# Stable uids: links and bookmarks point at them. Never change one; add new dashboards here.
+EXPECTED_UIDS = {
+    "citrix-cloud-licensing.json": "citrix-cloud-licensing",
+    "citrix-daas-sessions-machines.json": "citrix-daas-sessions-machines",
+    "citrix-exporter-health.json": "citrix-exporter-health",
+}
+ALL_DASHBOARDS = frozenset(EXPECTED_UIDS.values())
+
+# Dashboards whose every query must return at least one series against the demo's data.
+REQUIRE_SERIES: frozenset[str] = ALL_DASHBOARDS
+
+# Filter variables each dashboard must have (besides `datasource`), in this order.
+EXPECTED_VARIABLES = {
+    "citrix-cloud-licensing": ["job", "instance", "customer_id", "product"],
+    "citrix-daas-sessions-machines": ["job", "instance", "customer_id", "delivery_group"],
+    "citrix-exporter-health": ["job", "instance", "customer_id", "collector"],
+}
+
+_LICENSE = {"customer_id", "product", "edition"}
+_GROUP = {"customer_id", "delivery_group"}
+_COLLECTOR = {"customer_id", "collector"}
+_SERVER = {"customer_id", "fqdn"}
+_TENANT = {"customer_id", "tenant_id", "tenant_name"}
+# The metric names and labels (besides job and instance) the exporter promises: the contract the
+# dashboards and alert rules are written against. test_alert_rules.py uses it too.
+METRICS: dict[str, set[str]] = {
+    "citrix_licenses_available": _LICENSE,
+    "citrix_licenses_used": _LICENSE,
+    "citrix_licenses_remaining": _LICENSE,
+    "citrix_licenses_overage": _LICENSE,
+    "citrix_licenses_usage": _LICENSE | {"assignment"},
+    "citrix_licenses_released": _LICENSE | {"assignment"},
+    "citrix_licenses_next_expiry_timestamp_seconds": _LICENSE,
+    "citrix_licenses_expiring": _LICENSE,
+    "citrix_licenses_next_activation_timestamp_seconds": _LICENSE,
+    "citrix_licenses_activating": _LICENSE,
+    "citrix_licenses_month_start_timestamp_seconds": _LICENSE,
+    "citrix_licenses_month_available": _LICENSE,
+    "citrix_licenses_month_assigned": _LICENSE | {"assignment"},
+    "citrix_licenses_month_newly_assigned": _LICENSE | {"assignment"},
+    "citrix_licenses_month_released": _LICENSE | {"assignment"},
+    "citrix_sessions": _GROUP | {"state"},
+    "citrix_machines": _GROUP | {"registration_state"},
+    "citrix_machines_in_maintenance": _GROUP,
+    "citrix_machines_faulted": _GROUP | {"fault_state"},
+    "citrix_machines_by_power_state": _GROUP | {"power_state"},
+    "citrix_delivery_group_info": _GROUP | {"delivery_type", "session_support"},
+    "citrix_connection_failures_total": {"customer_id", "failure_reason"},
+    "citrix_logon_duration_seconds_bucket": _GROUP | {"le"},
+    "citrix_logon_duration_seconds_sum": _GROUP,
+    "citrix_logon_duration_seconds_count": _GROUP,
+    # Observed (undocumented) licensing APIs: concurrent model, License Servers, partner. Names
+    # and labels as the exporter exposes them under --demo.
+    "citrix_licenses_concurrent_available": {"customer_id"},
+    "citrix_licenses_concurrent_assigned": {"customer_id"},
+    "citrix_licenses_concurrent_peak": {"customer_id", "window"},
+    "citrix_licenses_concurrent_peak_timestamp_seconds": {"customer_id", "window"},
+    "citrix_licenses_concurrent_report_timestamp_seconds": {"customer_id"},
+    "citrix_license_server_phoning_home": _SERVER,
+    "citrix_license_server_last_phone_home_timestamp_seconds": _SERVER,
+    "citrix_license_server_license_expiry_timestamp_seconds": _SERVER,
+    "citrix_license_server_compliant": _SERVER,
+    "citrix_license_server_ccu": _SERVER,
+    "citrix_license_server_expired": _SERVER,
+    "citrix_license_server_users": _SERVER | {"feature", "kind"},
+    "citrix_partner_customers": {"customer_id"},
+    "citrix_partner_daas_customers": {"customer_id"},
+    "citrix_partner_daas_licenses": {"customer_id"},
+    "citrix_partner_daas_users": {"customer_id"},
+    "citrix_partner_daas_overage": {"customer_id"},
+    "citrix_partner_onprem_customers": {"customer_id"},
+    "citrix_partner_onprem_license_servers": {"customer_id"},
+    "citrix_partner_onprem_users": {"customer_id", "kind"},
+    "citrix_partner_tenant_daas_licenses": _TENANT,
+    "citrix_partner_tenant_daas_users": _TENANT,
+    "citrix_partner_tenant_daas_overage": _TENANT,
+    "citrix_partner_tenant_onprem_users": _TENANT | {"kind"},
+    "citrix_up": _COLLECTOR,
+    "citrix_last_success_timestamp_seconds": _COLLECTOR,
+    "citrix_collector_duration_seconds": _COLLECTOR,
+    "citrix_api_requests_total": {"customer_id", "endpoint", "code"},
+    "citrix_token_requests_total": {"customer_id"},
+    "citrix_token_request_failures_total": {"customer_id"},
+    "citrix_token_expiry_timestamp_seconds": {"customer_id"},
+    "citrix_upstream_data_issues_total": _COLLECTOR | {"issue"},
+    "citrix_exporter_build_info": {"version"},
+    # Prometheus' own and prometheus-client's process metrics.
+    "up": set(),
+    "scrape_duration_seconds": set(),
+    "process_resident_memory_bytes": set(),
+    "process_cpu_seconds_total": set(),
+}
+COUNTER_SUFFIXES = ("_total", "_bucket", "_sum", "_count")
+COUNTERS = {name for name in METRICS if name.endswith(COUNTER_SUFFIXES)}
+
+# Units grafana/dashboard-linter accepts (the subset these dashboards may use).
+VALID_UNITS = {
+    "none", "short", "percent", "percentunit", "s", "ms", "d", "dtdurations",
+    "dateTimeAsIso", "dateTimeFromNow", "reqps", "ops", "cps", "cpm", "opm", "bytes",
+}  # fmt: skip
+GRAFANA_VARIABLES = {
+    "__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
+}  # fmt: skip
+DATASOURCE_UIDS = {"${datasource}", "$datasource"}
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+_SELECTOR = re.compile(r"\b([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+_RANGE_FUNCTION = re.compile(
+    r"\b(rate|irate|increase)\(\s*([a-zA-Z_:][\w:]*)\s*\{[^}]*\}\s*\[([^\]]+)\]\s*\)"
+)
+_IDENTIFIER = re.compile(r'"(?:[^"\\]|\\.)*"|\b[a-zA-Z_:][\w:]*\b')
+_LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\)")
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    dashboard: str  # uid
+    panel: str
+    ref: str
+    expr: str
+
+    def __str__(self) -> str:
+        return f"{self.dashboard} / {self.panel} / {self.ref}: {self.expr}"
+
+
+def load_dashboards() -> dict[str, dict[str, Any]]:
+    """File name -> parsed dashboard, for every JSON file in grafana/dashboards/."""
+    return {
+        path.name: json.loads(path.read_text()) for path in sorted(DASHBOARD_DIR.glob("*.json"))
+    }
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel except row headers, including those inside collapsed rows."""
+    out = []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            out.extend(panel.get("panels", []))
+        else:
+            out.append(panel)
+    return out
+
+
+def targets(board: dict[str, Any]) -> list[Target]:
+    return [
+        Target(board["uid"], panel["title"], target["refId"], target["expr"])
+        for panel in panels(board)
+        for target in panel["targets"]
+    ]
+
+
+def query_variables(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in board["templating"]["list"] if v["type"] == "query"]
+
+
+def selectors(expr: str) -> list[tuple[str, dict[str, tuple[str, str]]]]:
+    """(metric, {label: (operator, value)}) for every `metric{...}` in a PromQL expression."""
+    return [
+        (name, {label: (op, value) for label, op, value in _MATCHER.findall(body)})
+        for name, body in _SELECTOR.findall(expr)
+    ]
+
+
+def metric_names(expr: str) -> set[str]:
+    """Identifiers outside string literals that name metrics of the contract or look like ours."""
+    words = {w for w in _IDENTIFIER.findall(expr) if not w.startswith('"')}
+    return {w for w in words if w in METRICS or w.startswith("citrix_")}
+
+
+@pytest.fixture(scope="module")
+def dashboards() -> dict[str, dict[str, Any]]:
+    return load_dashboards()
+
+
+# -- generated files -----------------------------------------------------------------------------
+
+
+def test_committed_dashboards_match_the_generator():
+    generated = build_all()
+    committed = {path.name: path.read_text() for path in DASHBOARD_DIR.glob("*.json")}
+    assert sorted(committed) == sorted(generated), "stray or missing files in grafana/dashboards"
+    stale = [name for name, text in generated.items() if committed[name] != text]
+    assert not stale, f"out of date, run `python -m tools.dashboards`: {stale}"
+
+
+# -- dashboard-level conventions ------------------------------------------------------------------
+
+
+def test_uids_are_stable_and_unique(dashboards):
+    assert {name: board["uid"] for name, board in dashboards.items()} == EXPECTED_UIDS
+    titles = [board["title"] for board in dashboards.values()]
+    assert len(set(titles)) == len(titles)
+
+
+def test_no_import_placeholders():
+    """`__inputs` / `${DS_...}` only work through the import UI and break file provisioning."""
+    for path in DASHBOARD_DIR.glob("*.json"):
+        text = path.read_text()
+        assert "__inputs" not in text and "__requires" not in text, path.name
+        assert "${DS_" not in text and "$DS_" not in text, path.name
+        assert json.loads(text)["id"] is None, path.name
+
+
+def test_datasource_variable(dashboards):
+    for name, board in dashboards.items():
+        variables = board["templating"]["list"]
+        datasource = [v for v in variables if v["type"] == "datasource"]
+        assert len(datasource) == 1, name
+        ds = datasource[0]
+        assert (ds["name"], ds["label"], ds["query"]) == ("datasource", "Data source", "prometheus")
+        assert ds["current"]["value"] == PROVISIONED_DATASOURCE_UID, name
+
+
+def test_filter_variables(dashboards):
+    for name, board in dashboards.items():
+        variables = query_variables(board)
+        assert [v["name"] for v in variables] == EXPECTED_VARIABLES[board["uid"]], name
+        exprs = " ".join(t.expr for t in targets(board))
+        for v in variables:
+            where = f"{name}: variable {v['name']}"
+            assert v["datasource"]["uid"] in DATASOURCE_UIDS, where
+            assert v["multi"] and v["includeAll"], where
+            assert v["allValue"] == ".+", where  # dashboard-linter's template rules
+            assert v["refresh"] == 2, where  # reload on time range change
+            assert v["label"], where
+            assert _LABEL_VALUES.fullmatch(v["query"]), where
+            assert v["definition"] == v["query"], where
+            assert f"${v['name']}" in exprs, f"{where} is used by no panel"
+        job, instance = variables[0], variables[1]
+        assert (job["label"], instance["label"]) == ("Job", "Instance"), name
+
+
+def test_links_between_dashboards(dashboards):
+    for board in dashboards.values():
+        tags = set(board["tags"])
+        for link in board["links"]:
+            assert link["type"] == "dashboards" and set(link["tags"]) <= tags
+
+
+# -- panel-level conventions ----------------------------------------------------------------------
+
+
+def test_every_panel_has_datasource_unit_and_description(dashboards):
+    for name, board in dashboards.items():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        for panel in panels(board):
+            where = f"{name} / {panel['title']}"
+            assert panel["title"] and panel["description"], where
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+            unit = panel["fieldConfig"]["defaults"].get("unit")
+            assert unit in VALID_UNITS, f"{where}: unit {unit!r}"
+            for override in panel["fieldConfig"]["overrides"]:
+                for prop in override["properties"]:
+                    if prop["id"] == "unit":
+                        assert prop["value"] in VALID_UNITS, where
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, where
+            assert panel["targets"], f"{where}: no targets"
+            refs = [t["refId"] for t in panel["targets"]]
+            assert len(refs) == len(set(refs)), where
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] in DATASOURCE_UIDS, where
+                assert target["datasource"]["type"] == "prometheus", where
+                assert target["expr"].strip(), where
+
+
+def test_targets_use_contract_metrics_and_labels(dashboards):
+    for board in dashboards.values():
+        for target in targets(board):
+            for metric in metric_names(target.expr):
+                assert metric in METRICS, f"{target}: unknown metric {metric}"
+            for metric, matchers in selectors(target.expr):
+                assert metric in METRICS, f"{target}: unknown metric {metric}"
+                unknown = set(matchers) - METRICS[metric] - {"job", "instance"}
+                assert not unknown, f"{target}: {metric} has no label {unknown}"
+
+
+def test_targets_filter_on_every_variable_that_applies(dashboards):
+    """job and instance on every selector (dashboard-linter's target rules), and each filter
+    variable on every metric that has the label; variables are matched with =~ (multi-select)."""
+    for board in dashboards.values():
+        names = [v["name"] for v in query_variables(board)]
+        for target in targets(board):
+            found = selectors(target.expr)
+            bare = metric_names(target.expr) - {metric for metric, _ in found}
+            assert not bare, f"{target}: selector without matchers: {bare}"
+            for metric, matchers in found:
+                for name in names:
+                    if name in {"job", "instance"} or name in METRICS.get(metric, set()):
+                        assert matchers.get(name) == ("=~", f"${name}"), (
+                            f'{target}: {metric} lacks {name}=~"${name}"'
+                        )
+                for label, (op, value) in matchers.items():
+                    if "$" in value:
+                        assert op == "=~", f"{target}: {label}{op}{value!r} must use =~"
+
+
+def test_counters_are_rated_over_rate_interval(dashboards):
+    for board in dashboards.values():
+        for target in targets(board):
+            ranged = _RANGE_FUNCTION.findall(target.expr)
+            rated = [metric for _, metric, _ in ranged]
+            for metric, _ in selectors(target.expr):
+                if metric in COUNTERS:
+                    assert metric in rated, f"{target}: counter {metric} outside rate()"
+            assert len(rated) == sum(1 for m, _ in selectors(target.expr) if m in COUNTERS), (
+                f"{target}: a counter appears outside rate()"
+            )
+            for function, metric, window in ranged:
+                assert metric in COUNTERS, f"{target}: {function}() of non-counter {metric}"
+                if function in {"rate", "irate"}:
+                    assert window == "$__rate_interval", f"{target}: {function}(...[{window}])"
+
+
+def test_only_known_variables_are_referenced(dashboards):
+    for board in dashboards.values():
+        known = {v["name"] for v in board["templating"]["list"]} | GRAFANA_VARIABLES
+        for target in targets(board):
+            for braced, plain in _VARIABLE.findall(target.expr):
+                assert (braced or plain) in known, f"{target}: unknown variable"
+
+
+# -- provisioning ---------------------------------------------------------------------------------
+
+
+def test_provisioning_files_parse():
+    datasources = yaml.safe_load(
+        (PROVISIONING_DIR / "datasources/citrix-cloud-exporter.yml").read_text()
+    )
+    assert datasources["apiVersion"] == 1
+    [source] = datasources["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["uid"] == PROVISIONED_DATASOURCE_UID
+    assert source["url"].startswith("http")
+    providers = yaml.safe_load(
+        (PROVISIONING_DIR / "dashboards/citrix-cloud-exporter.yml").read_text()
+    )
+    assert providers["apiVersion"] == 1
+    [provider] = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards")
+    assert provider["folder"]
+
+
+# -- against a real Prometheus --------------------------------------------------------------------
+
+JOB = "citrix-cloud"
+DEMO_CUSTOMERS = list(DEMO_CUSTOMER_IDS)
+# What Grafana substitutes: a multi-select is sent as a regex of the chosen values; All is `.+`.
+# $__rate_interval is normally max(4 x scrape interval, $__interval); Prometheus scrapes every
+# second here, so 15 s gives enough samples within seconds of start.
+SUBSTITUTIONS = {
+    "job": JOB,
+    "instance": ".+",
+    "customer_id": "(" + "|".join(DEMO_CUSTOMERS) + ")",
+    "product": ".+",
+    "delivery_group": ".+",
+    "collector": ".+",
+    "__rate_interval": "15s",
+    "__interval": "5s",
+    "__interval_ms": "5000",
+    "__range": "1m",
+    "__range_s": "60",
+    "__range_ms": "60000",
+}
+WAIT_FOR_SERIES = 40.0
+
+
+def substitute(expr: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in SUBSTITUTIONS, f"no test value for ${name} in {expr}"
+        return SUBSTITUTIONS[name]
+
+    return _VARIABLE.sub(value, expr)
+
+
+async def api(prometheus: Prometheus, path: str, **params: Any) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{prometheus.url}/api/v1/{path}", params=params) as resp,
+    ):
+        body: dict[str, Any] = await resp.json()
+    return body
+
+
+@pytest.fixture
+def sim_state() -> SimulatorState:
+    """What `--demo` serves (three customers with living Monitor tenants), here served by the
+    `sim_server` fixture in the test's loop so that the test can add activity to it."""
+    return demo_state()
+
+
+async def test_every_panel_query_runs_against_prometheus(tmp_path, sim_state, base_url):
+    """The exporter process runs `--demo`'s config, but polling every 2 s instead of 15 s.
+    The logon histogram only has sessions that started after the exporter did, and the demo's
+    own sessions and failures arrive at random, so the test adds a logon and a failure to each
+    tenant every second: every DaaS panel then has data within seconds, not minutes."""
+    prometheus_bin = require_binary("prometheus")
+    boards = list(load_dashboards().values())
+    config = write_demo_config(tmp_path / "exporter.yml", base_url, sim_state)
+    exporter, url = await exporter_process(tmp_path, "--config.file", str(config))
+    activity = asyncio.create_task(trickle(sim_state, every=1.0))
+    prometheus = Prometheus(
+        prometheus_bin,
+        tmp_path,
+        scrape_config(url, JOB),
+    )
+    try:
+        await prometheus.start()
+        await _check_targets(prometheus, [t for board in boards for t in targets(board)])
+        await _check_variables(prometheus, boards)
+        await _check_metadata(prometheus, boards)
+    finally:
+        activity.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await activity
+        await prometheus.stop()
+        assert await exporter.stop() == 0
+
+
+async def _check_targets(prometheus: Prometheus, all_targets: list[Target]) -> None:
+    """Every query is valid PromQL; those of REQUIRE_SERIES dashboards return data (waiting for
+    the first scrapes, and for two samples under rate())."""
+    pending = list(all_targets)
+    deadline = time.monotonic() + WAIT_FOR_SERIES
+    while pending:
+        still = []
+        for target in pending:
+            body = await api(prometheus, "query", query=substitute(target.expr))
+            assert body["status"] == "success", f"{target}\n-> {body}"
+            if target.dashboard in REQUIRE_SERIES and not body["data"]["result"]:
+                still.append(target)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            listing = "\n".join(str(t) for t in pending)
+            pytest.fail(f"no series after {WAIT_FOR_SERIES:.0f}s for:\n{listing}")
+        if pending:
+            await asyncio.sleep(1)
+
+
+async def _check_variables(prometheus: Prometheus, boards: list[dict[str, Any]]) -> None:
+    """Each variable's label_values() query, the way Grafana runs it (the series API)."""
+    for board in boards:
+        for variable in query_variables(board):
+            match = _LABEL_VALUES.fullmatch(variable["query"])
+            assert match, variable
+            selector, label = match.groups()
+            body = await api(
+                prometheus, f"label/{label}/values", **{"match[]": substitute(selector)}
+            )
+            where = f"{board['uid']}: variable {variable['name']}"
+            assert body["status"] == "success", f"{where}: {body}"
+            if board["uid"] not in REQUIRE_SERIES:
+                continue
+            values = body["data"]
+            assert values, f"{where}: no values"
+            if label == "job":
+                assert JOB in values, where
+            if label == "customer_id":
+                assert set(DEMO_CUSTOMERS) <= set(values), where
+
+
+async def _check_metadata(prometheus: Prometheus, boards: list[dict[str, Any]]) -> None:
+    """The exporter exposes (at least a TYPE line for) every metric those dashboards use, even
+    ones without series yet, such as citrix_token_request_failures_total: catches misspelt
+    names that the `or ... * 0` fallbacks would hide."""
+    body = await api(prometheus, "metadata")
+    assert body["status"] == "success", body
+    exposed = set(body["data"])
+    for board in boards:
+        if board["uid"] not in REQUIRE_SERIES:
+            continue
+        for target in targets(board):
+            for metric in metric_names(target.expr):
+                if metric in {"up", "scrape_duration_seconds"}:
+                    continue  # made by Prometheus, not scraped
+                family = re.sub(r"_(total|bucket|sum|count)$", "", metric)
+                assert {metric, family} & exposed, f"{target}: {metric} is not exposed"
+
+
+# -- key panels show the right values -------------------------------------------------------------
+
+
+def frozen_demo_state() -> SimulatorState:
+    """The demo's customers with the clock's effects switched off: no licence drift, and static
+    Monitor tenants (no sessions coming and going), so each key panel has one right value. The
+    demo expires all of a customer's licenses at once; here acme-demo's and globex-demo's next
+    expiry covers only part of them, so an "expiring" panel showing "available" is caught."""
+    state = demo_state()
+    state.customers["acme-demo"].licensing.expiring_count = 125
+    state.customers["globex-demo"].licensing.expiring_count = 40
+    for customer in state.customers.values():
+        customer.licensing.drift_amplitude = 0
+        if customer.monitor is not None:
+            customer.monitor.life = None
+    return state
+
+
+def panel_expr(boards: list[dict[str, Any]], uid: str, title: str, ref: str = "A") -> str:
+    (board,) = [b for b in boards if b["uid"] == uid]
+    found = [t.expr for t in targets(board) if t.panel == title and t.ref == ref]
+    assert len(found) == 1, f"{uid} / {title} / {ref}: {len(found)} targets"
+    return substitute(found[0])
+
+
+def by_license(result: list[dict[str, Any]]) -> dict[str, float]:
+    """{"customer_id/product": value} of a licensing panel's result, one series each."""
+    values: dict[str, float] = {}
+    for series in result:
+        key = f"{series['metric']['customer_id']}/{series['metric']['product']}"
+        assert key not in values, f"two series for {key}: {result}"
+        values[key] = float(series["value"][1])
+    return values
+
+
+def expected_monitor(state: SimulatorState) -> dict[str, Any]:
+    """What the Monitor panels must show, counted from the simulator's rows."""
+    sessions = {"active": 0, "disconnected": 0}
+    machines = {"registered": 0, "unregistered": 0}
+    unregistered_share: dict[tuple[str, str], float] = {}
+    for customer_id, customer in state.customers.items():
+        data = customer.monitor
+        assert data is not None
+        for session in data.open_sessions():
+            if session["ConnectionState"] == ConnectionState.ACTIVE:
+                sessions["active"] += 1
+            elif session["ConnectionState"] == ConnectionState.DISCONNECTED:
+                sessions["disconnected"] += 1
+        live = [m for m in data.machines if m["LifecycleState"] == 0]
+        for machine in live:
+            if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
+                machines["registered"] += 1
+            elif machine["CurrentRegistrationState"] == RegistrationState.UNREGISTERED:
+                machines["unregistered"] += 1
+        for group in data.desktop_groups:
+            members = [m for m in live if m["DesktopGroupId"] == group["Id"]]
+            if members:
+                unregistered = sum(
+                    m["CurrentRegistrationState"] == RegistrationState.UNREGISTERED for m in members
+                )
+                unregistered_share[(customer_id, group["Name"])] = unregistered / len(members)
+    return {"sessions": sessions, "machines": machines, "share": unregistered_share}
+
+
+async def test_key_panels_show_the_demo_values(tmp_path, aiohttp_server):
+    """A panel querying the wrong series (used for available, the wrong state, another
+    customer's row) still "returns data"; here each key panel's value per customer is the one
+    the demo state implies: 500/100/250 available, 320/112/181 used (the lower of user and
+    device usage), 180/0/69 remaining, 0/12/0 over, expiry 200/310/20 days out, and the
+    sessions and machines the simulator's rows hold."""
+    prometheus_bin = require_binary("prometheus")
+    state = frozen_demo_state()
+    server = await aiohttp_server(create_app(state))
+    base_url = str(server.make_url("")).rstrip("/")
+    boards = list(load_dashboards().values())
+    config = write_demo_config(tmp_path / "exporter.yml", base_url, state)
+    exporter, url = await exporter_process(tmp_path, "--config.file", str(config))
+    prometheus = Prometheus(
+        prometheus_bin,
+        tmp_path,
+        scrape_config(url, JOB),
+    )
+    licensing, daas = "citrix-cloud-licensing", "citrix-daas-sessions-machines"
+    # acme-demo also has 42 of 100 secureworkspaceaccess licenses (products collector), all 100
+    # expiring in 90 days.
+    acme, globex, initech = (
+        "acme-demo/XenDesktop",
+        "globex-demo/XenDesktop",
+        "initech-demo/XenDesktop",
+    )
+    swa = "acme-demo/secureworkspaceaccess"
+    licenses = {
+        # (panel title, ref): {customer/product: value}
+        ("Available", "A"): {acme: 500, globex: 100, initech: 250, swa: 100},
+        ("Used", "A"): {acme: 320, globex: 112, initech: 181, swa: 42},
+        ("Remaining", "A"): {acme: 180, globex: 0, initech: 69, swa: 58},
+        ("Overage", "A"): {acme: 0, globex: 12, initech: 0, swa: 0},
+        ("Used (% of available)", "A"): {
+            acme: 320 / 500, globex: 112 / 100, initech: 181 / 250, swa: 42 / 100
+        },
+        ("Customers by remaining licenses", "A"): {
+            acme: 180 / 500, globex: 0, initech: 69 / 250, swa: 58 / 100
+        },
+        ("Customers by remaining licenses", "E"): {acme: 0, globex: 12, initech: 0, swa: 0},
+        ("Expiry and activation schedule", "C"): {acme: 125, globex: 40, initech: 250, swa: 100},
+        ("Customers by remaining licenses", "G"): {acme: 125, globex: 40, initech: 250, swa: 100},
+        ("Expiry and activation schedule", "E"): {acme: 100},
+    }  # fmt: skip
+    expiry = {f"{c}/XenDesktop": state.customers[c].licensing.next_expiry for c in DEMO_CUSTOMERS}
+    monitor = expected_monitor(state)
+    try:
+        await prometheus.start()
+
+        async def scraped() -> bool:
+            # Every demo customer's licensing and monitor data is in (frozen: stays so).
+            up = await prometheus.query('citrix_up{collector=~"licensing|monitor"} == 1')
+            return len(up) == 2 * len(DEMO_CUSTOMERS)
+
+        await wait_until(scraped, WAIT_FOR_SERIES, exporter)
+        for (title, ref), expected in licenses.items():
+            got = by_license(await prometheus.query(panel_expr(boards, licensing, title, ref)))
+            assert got == pytest.approx(expected), f"{licensing} / {title} / {ref}"
+        at = time.time()
+        days = by_license(
+            await prometheus.query(panel_expr(boards, licensing, "Days until next expiry"), at)
+        )
+        swa_days = days.pop(swa)
+        assert days == pytest.approx(
+            {key: (when.timestamp() - at) / 86400 for key, when in expiry.items()}, abs=1e-3
+        )
+        # Expiry is at midnight UTC N days ahead, so during the day the panel reads N - 1 + x.
+        assert [math.ceil(days[key]) for key in (acme, globex, initech)] == [200, 310, 20]
+        assert 89 < swa_days <= 90
+        for title, key, state_name in (
+            ("Active sessions", "sessions", "active"),
+            ("Disconnected sessions", "sessions", "disconnected"),
+            ("Registered machines", "machines", "registered"),
+            ("Unregistered machines", "machines", "unregistered"),
+        ):
+            result = await prometheus.query(panel_expr(boards, daas, title))
+            assert [float(r["value"][1]) for r in result] == [monitor[key][state_name]], title
+        assert monitor["sessions"]["active"] > 0 and monitor["machines"]["unregistered"] > 0
+        share = await prometheus.query(
+            panel_expr(boards, daas, "Unregistered machines (% of delivery group)")
+        )
+        got_share = {
+            (r["metric"]["customer_id"], r["metric"]["delivery_group"]): float(r["value"][1])
+            for r in share
+        }
+        assert got_share == pytest.approx(monitor["share"])
+        assert len(set(monitor["share"].values())) > 1  # not all groups alike
+        down = await prometheus.query(
+            panel_expr(boards, "citrix-exporter-health", "Collectors down")
+        )
+        assert [float(r["value"][1]) for r in down] == [0]
+    finally:
+        await prometheus.stop()
+        assert await exporter.stop() == 0
