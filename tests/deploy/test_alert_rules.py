@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus"
 RULES = RULES_DIR / "citrix-cloud-exporter.rules.yml"
 UNIT_TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
-RUNBOOK = RULES_DIR.parent.parent / "README.md"
+RUNBOOK = REPO / "docs" / "runbooks.md"
 RUNBOOK_BASE = "https://github.com/citrix-cloud-exporter/citrix-cloud-exporter/blob/main/README.md"
 SEVERITIES = {"critical", "warning", "info"}
 # The alerts the rules must define (the list); a rule added or dropped fails the test.
