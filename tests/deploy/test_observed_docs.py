@@ -1,4 +1,4 @@
-"""README.md: its documented/observed/unknown table lists every endpoint each
+"""docs/observed-apis.md: its documented/observed/unknown table lists every endpoint each
 collector calls, with the right status and the configuration's real defaults."""
 
 from __future__ import annotations
