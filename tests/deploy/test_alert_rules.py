@@ -21,7 +21,7 @@ RULES_DIR = REPO / "deploy" / "prometheus"
 RULES = RULES_DIR / "citrix-cloud-exporter.rules.yml"
 UNIT_TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbooks.md"
-RUNBOOK_BASE = "https://github.com/citrix-cloud-exporter/citrix-cloud-exporter/blob/main/README.md"
+RUNBOOK_BASE = "https://github.com/citrix-cloud-exporter/citrix-cloud-exporter/blob/main/docs/runbooks.md"
 SEVERITIES = {"critical", "warning", "info"}
 # The alerts the rules must define (the list); a rule added or dropped fails the test.
 EXPECTED_ALERTS = {
@@ -100,9 +100,9 @@ def test_every_alert_has_severity_annotations_and_runbook():
         assert re.search(r"\$value|\| value\b", annotations["description"]), name
         if "product" in _labels_of(rule["expr"]):
             assert "$labels.product" in annotations["description"], name
-        anchor = f"runbook-{name.lower()}"
+        anchor = name.lower()
         assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{anchor}", name
-        assert anchor in headings, f"README.md has no runbook section for {name}"
+        assert anchor in headings, f"docs/runbooks.md has no runbook section for {name}"
 
 
 def test_runbook_internal_links_resolve():
