@@ -36,7 +36,6 @@ DESKTOP_GROUPS = "DesktopGroups"
 MACHINES = "Machines"
 SESSIONS = "Sessions"
 CONNECTION_FAILURE_LOGS = "ConnectionFailureLogs"
-LOAD_INDEXES = "LoadIndexes"
 
 _NS = "Citrix.Monitor.Repository.V2"
 
@@ -170,23 +169,6 @@ MODEL: dict[str, EntitySet] = {
         # Documented navigation: Session. No DesktopGroup (reference: [obs]); the delivery
         # group is reachable as Session/Machine/DesktopGroupId for a failure with a session.
         navigations={"Session": Navigation("Session", SESSIONS, "SessionKey", "SessionKey")},
-    ),
-    LOAD_INDEXES: EntitySet(
-        name=LOAD_INDEXES,
-        type_name=f"{_NS}.LoadIndex",
-        key="Id",
-        properties={
-            "Id": INT64,
-            "MachineId": GUID,
-            "EffectiveLoadIndex": INT32,
-            "Cpu": INT32,
-            "Memory": INT32,
-            "Disk": INT32,
-            "Network": INT32,
-            "SessionCount": INT32,
-            "CreatedDate": DATETIME,
-        },
-        navigations={"Machine": Navigation("Machine", MACHINES, "MachineId", "Id")},
     ),
 }
 """The entity sets served under ``/monitorodata/`` and their fields, in output order."""
@@ -330,18 +312,16 @@ class MonitorLife:
     failures_per_hour: float = 12.0
     machine_events_per_hour: float = 4.0
     recovery_minutes: tuple[float, float] = (2.0, 15.0)
-    load_index_every_steps: int = 20
     keep_closed_hours: float = 24.0
     keep_failures_days: float = 7.0
-    keep_load_index_hours: float = 2.0
     max_catchup_steps: int = 240
 
 
 class MonitorData:
     """The Monitor rows of one customer, with helpers that keep them consistent.
 
-    The five lists (``desktop_groups``, ``machines``, ``sessions``, ``connection_failures``,
-    ``load_indexes``) are what the OData endpoint serves, in list order. ``clock`` is the
+    The four lists (``desktop_groups``, ``machines``, ``sessions``, ``connection_failures``)
+    are what the OData endpoint serves, in list order. ``clock`` is the
     time the data is current at; ``life`` (None: static) drives :meth:`tick`.
     """
 
@@ -352,12 +332,10 @@ class MonitorData:
         self.machines: list[Row] = []
         self.sessions: list[Row] = []
         self.connection_failures: list[Row] = []
-        self.load_indexes: list[Row] = []
         self.seed = seed
         self.clock = None if clock is None else _to_utc(clock)
         self.life = life
         self.next_failure_id = 1
-        self.next_load_index_id = 1
         self._machines_by_id: dict[str, Row] = {}
         self._sessions_by_key: dict[str, Row] = {}
         self._open: dict[str, Row] = {}
@@ -368,7 +346,7 @@ class MonitorData:
         return (
             f"MonitorData(groups={len(self.desktop_groups)}, machines={len(self.machines)}, "
             f"sessions={len(self.sessions)} ({len(self._open)} open), "
-            f"failures={len(self.connection_failures)}, load_indexes={len(self.load_indexes)})"
+            f"failures={len(self.connection_failures)})"
         )
 
     # -- OData source ----------------------------------------------------------------------
@@ -380,7 +358,6 @@ class MonitorData:
             MACHINES: self.machines,
             SESSIONS: self.sessions,
             CONNECTION_FAILURE_LOGS: self.connection_failures,
-            LOAD_INDEXES: self.load_indexes,
         }[entity_set]
 
     # -- lookups -----------------------------------------------------------------------------
@@ -659,41 +636,10 @@ class MonitorData:
         self.connection_failures.append(row)
         return row
 
-    def add_load_index(
-        self,
-        machine_id: str,
-        *,
-        at: datetime | None = None,
-        effective: int = 1000,
-        cpu: int = 1000,
-        memory: int = 2000,
-        disk: int = 100,
-        network: int = 100,
-        session_count: int | None = None,
-    ) -> Row:
-        """Append a LoadIndexes row for ``machine_id``."""
-        machine = self.machine(machine_id)
-        row: Row = {
-            "Id": self.next_load_index_id,
-            "MachineId": machine["Id"],
-            "EffectiveLoadIndex": effective,
-            "Cpu": cpu,
-            "Memory": memory,
-            "Disk": disk,
-            "Network": network,
-            "SessionCount": machine["CurrentSessionCount"]
-            if session_count is None
-            else session_count,
-            "CreatedDate": self._at(at),
-        }
-        self.next_load_index_id += 1
-        self.load_indexes.append(row)
-        return row
-
     def remove_desktop_group(self, group: str, *, keep_machines: bool = False) -> None:
         """Delete a delivery group (by name or id).
 
-        Its machines go away with their sessions and load indexes, or, with
+        Its machines go away with their sessions, or, with
         ``keep_machines``, stay with ``DesktopGroupId`` null. Failure logs are history: kept.
         """
         row = self.desktop_group(group)
@@ -707,7 +653,6 @@ class MonitorData:
         gone = {m["Id"] for m in self.machines if m["DesktopGroupId"] == group_id}
         self.machines = [m for m in self.machines if m["Id"] not in gone]
         self.sessions = [s for s in self.sessions if s["MachineId"] not in gone]
-        self.load_indexes = [li for li in self.load_indexes if li["MachineId"] not in gone]
         for machine_id in gone:
             self._recoveries.pop(machine_id, None)
         self.reindex()
@@ -842,13 +787,7 @@ class MonitorData:
             when = t - timedelta(milliseconds=rng.randrange(step * 1000))
             where = rng.choice(self.machines)["Id"] if self.machines else None
             self._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
-        # 7. load indexes every few minutes; 8. forget old history.
-        if life.load_index_every_steps and k % life.load_index_every_steps == 0:
-            for machine in self.machines:
-                if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
-                    self._add_random_load_index(rng, machine, t)
-            horizon = t - timedelta(hours=life.keep_load_index_hours)
-            self.load_indexes = [li for li in self.load_indexes if li["CreatedDate"] >= horizon]
+        # 7. forget old history.
         if k % 40 == 0:
             self._forget(life, t)
 
@@ -885,21 +824,6 @@ class MonitorData:
             user_id=failure["UserId"],
             failure_id=failure["Id"],
             exit_code=1,
-        )
-
-    def _add_random_load_index(self, rng: random.Random, machine: Row, at: datetime) -> None:
-        sessions = machine["CurrentSessionCount"]
-        cpu = min(10_000, sessions * 350 + rng.randrange(200, 2500))
-        memory = min(10_000, sessions * 300 + rng.randrange(1500, 4000))
-        self.add_load_index(
-            machine["Id"],
-            at=at,
-            effective=max(cpu, memory),
-            cpu=cpu,
-            memory=memory,
-            disk=rng.randrange(0, 1500),
-            network=rng.randrange(0, 1200),
-            session_count=sessions,
         )
 
 

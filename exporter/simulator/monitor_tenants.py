@@ -58,7 +58,6 @@ def make_tenant(
     failures: int | None = None,
     users: int | None = None,
     troubled_group: int | None = None,
-    load_index_rows: int = 1,
 ) -> MonitorData:
     """A deterministic tenant with ``sessions`` open sessions (same arguments, same rows).
 
@@ -71,8 +70,7 @@ def make_tenant(
       machines holding at most one; plus ``closed_sessions`` ended ones (default a quarter);
     * ``failures`` ConnectionFailureLogs rows (default 1 per 40 sessions, at least 5) spread
       over the last 7 days, more of them recent, ``Id`` increasing with ``FailureDate``;
-      each has its failed session (ended, ``FailureId`` set) in Sessions too;
-    * ``load_index_rows`` LoadIndexes rows per registered machine, 5 minutes apart.
+      each has its failed session (ended, ``FailureId`` set) in Sessions too.
 
     Dates are whole milliseconds, except every 500th session start which carries 7
     fractional digits (microseconds). ``now`` is the tenant's clock.
@@ -249,13 +247,6 @@ def make_tenant(
         where = all_ids[randrange(len(all_ids))] if all_ids else None
         data._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
 
-    # Load indexes of registered machines.
-    for j in range(load_index_rows):
-        for machine in data.machines:
-            if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
-                at = base - timedelta(milliseconds=j * 300_000 + randrange(0, 60_000))
-                data._add_random_load_index(rng, machine, at)
-
     data.reindex()
     return data
 
@@ -413,8 +404,4 @@ def seed_tenant() -> MonitorData:
         failure_date=t - timedelta(minutes=45), failure_id=102, value=3, machine_id=cc2, user_id=14
     )
     data.add_failure(failure_date=t - timedelta(minutes=5), failure_id=103, value=12, user_id=16)
-    for machine_id, cpu in ((fin1, 3200), (fin2, 1500), (cc1, 900)):
-        data.add_load_index(
-            machine_id, at=t - timedelta(minutes=2), effective=cpu + 800, cpu=cpu, memory=cpu + 800
-        )
     return data

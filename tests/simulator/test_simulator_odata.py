@@ -139,7 +139,6 @@ async def test_full_rows(client: Client, headers: dict[str, str]) -> None:
         ("Machines", 4),
         ("Sessions", 5),
         ("ConnectionFailureLogs", 3),
-        ("LoadIndexes", 3),
     ):
         status, body = await get(client, headers, f"/monitorodata/{entity_set}")
         assert status == 200
@@ -155,7 +154,6 @@ async def test_service_document(client: Client, headers: dict[str, str]) -> None
         "Machines",
         "Sessions",
         "ConnectionFailureLogs",
-        "LoadIndexes",
     ]
 
 
