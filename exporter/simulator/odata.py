@@ -6,10 +6,10 @@ that a client's mistakes show up as the 400 the real service would answer:
 * ``$filter``: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``null``, integers,
   decimals, ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
   (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, navigation paths
-  (``Machine/DesktopGroupId``), and ``contains``/``startswith``/``endswith``/``tolower``/
-  ``toupper``. Operand types are checked like ASP.NET OData does (a quoted date or GUID is
-  a 400). Comparisons with null follow OData: ``X eq null`` is true when X is null,
-  ordering comparisons involving null are false.
+  (``Machine/DesktopGroupId``). No functions: the exporter sends none, so ``contains(...)``
+  and the like are a 400 "not supported by the simulator". Operand types are checked like
+  ASP.NET OData does (a quoted date or GUID is a 400). Comparisons with null follow OData:
+  ``X eq null`` is true when X is null, ordering comparisons involving null are false.
 * ``$select``, ``$expand`` (with nested ``$select``/``$expand``), ``$orderby`` (several
   keys, ``asc``/``desc``, nulls first ascending), ``$top``, ``$skip``, ``$count=true``.
 * ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))``,
@@ -260,13 +260,7 @@ class _Not:
     operand: _Node
 
 
-@dataclass(frozen=True)
-class _Call:
-    name: str
-    args: tuple[_Node, ...]
-
-
-_Node = _Literal | _Path | _Compare | _Logical | _Not | _Call
+_Node = _Literal | _Path | _Compare | _Logical | _Not
 
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 _OPERATOR_KINDS = {
@@ -277,7 +271,6 @@ _OPERATOR_KINDS = {
     "lt": "LessThan",
     "le": "LessThanOrEqual",
 }
-_FUNCTIONS = {"contains": 2, "startswith": 2, "endswith": 2, "tolower": 1, "toupper": 1}
 
 
 class _Parser:
@@ -373,7 +366,7 @@ class _Parser:
                 return _Literal(text == "true", BOOLEAN)
             following = self._peek()
             if following is not None and following.kind == "punct" and following.text == "(":
-                return self._call(token)
+                raise ODataError(f"The function '{text}' is not supported by the simulator.")
             if text.startswith("$") or text in _COMPARISONS or text in ("and", "or", "not"):
                 raise ODataError(
                     f"Syntax error at position {token.pos} in '{self.text}': unexpected '{text}'."
@@ -395,28 +388,6 @@ class _Parser:
         raise ODataError(
             f"Syntax error at position {token.pos} in '{self.text}': unexpected '{text}'."
         )
-
-    def _call(self, name: _Token) -> _Node:
-        arity = _FUNCTIONS.get(name.text)
-        if arity is None:
-            raise ODataError(f"An unknown function with name '{name.text}' was found.")
-        self._expect_punct("(")
-        args = [self._or()]
-        while True:
-            token = self._next()
-            if token.kind == "punct" and token.text == ",":
-                args.append(self._or())
-                continue
-            if token.kind == "punct" and token.text == ")":
-                break
-            raise ODataError(
-                f"Syntax error at position {token.pos} in '{self.text}': ',' or ')' expected."
-            )
-        if len(args) != arity:
-            raise ODataError(
-                f"The function '{name.text}' takes {arity} argument(s), {len(args)} given."
-            )
-        return _Call(name.text, tuple(args))
 
 
 def _number(text: str) -> _Literal:
@@ -634,10 +605,8 @@ def _compile(node: _Node, scope: _Scope) -> tuple[Getter, str | None]:
         if node.op == "and":
             return (lambda row: left(row) and right(row)), BOOLEAN
         return (lambda row: left(row) or right(row)), BOOLEAN
-    if isinstance(node, _Not):
-        operand = _compile_bool(node.operand, scope)
-        return (lambda row: not operand(row)), BOOLEAN
-    return _compile_call(node, scope)
+    operand = _compile_bool(node.operand, scope)
+    return (lambda row: not operand(row)), BOOLEAN
 
 
 def _compile_bool(node: _Node, scope: _Scope) -> Getter:
@@ -663,38 +632,6 @@ def _compile_compare(node: _Compare, scope: _Scope) -> Getter:
     if isinstance(node.left, _Literal):
         return _null_safe(_MIRROR[op], right, node.left.value)
     return lambda row: _compare_values(op, left(row), right(row))
-
-
-def _compile_call(node: _Call, scope: _Scope) -> tuple[Getter, str]:
-    compiled = [_compile(arg, scope) for arg in node.args]
-    for _, edm_type in compiled:
-        if edm_type not in (STRING, None):
-            raise ODataError(
-                f"The function '{node.name}' expects string arguments, found '{edm_type}'."
-            )
-    if node.name in ("tolower", "toupper"):
-        ((arg, _),) = compiled
-        upper = node.name == "toupper"
-
-        def change_case(row: Row) -> Any:
-            value = arg(row)
-            if value is None:
-                return None
-            return str(value).upper() if upper else str(value).lower()
-
-        return change_case, STRING
-    (haystack, _), (needle, _) = compiled
-    test: Callable[[str, str], bool] = {
-        "contains": lambda h, n: n in h,
-        "startswith": lambda h, n: h.startswith(n),
-        "endswith": lambda h, n: h.endswith(n),
-    }[node.name]
-
-    def call(row: Row) -> bool:
-        h, n = haystack(row), needle(row)
-        return h is not None and n is not None and test(h, n)
-
-    return call, BOOLEAN
 
 
 def compile_filter(text: str, scope: _Scope) -> Callable[[Row], Any]:
