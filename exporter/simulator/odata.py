@@ -12,9 +12,9 @@ that a client's mistakes show up as the 400 the real service would answer:
   ``X eq null`` is true when X is null, ordering comparisons involving null are false.
 * ``$select``, ``$expand`` (with nested ``$select``/``$expand``), ``$orderby`` (several
   keys, ``asc``/``desc``, nulls first ascending), ``$top``, ``$skip``, ``$count=true``.
-* ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))``,
-  ``groupby((...),aggregate(...))`` and ``aggregate(...)`` chained with ``/``; aggregate
-  expressions ``$count as A`` and ``P with sum|min|max|average|countdistinct as A``.
+* ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))`` and
+  ``groupby((...),aggregate($count as A))`` chained with ``/``. Other transformations and
+  aggregates (``sum``, ``countdistinct``...) are a 400: the exporter sends only ``$count``.
 
 An expression is parsed and compiled to a Python closure once per query, then run over the
 rows (100,000 rows filter in a few tens of milliseconds). Rows are plain mappings; the model
@@ -757,71 +757,7 @@ def parse_options(params: Mapping[str, str]) -> QueryOptions:
 # --- $apply -----------------------------------------------------------------------------------
 
 _TRANSFORMATION_RE = re.compile(r"\s*([A-Za-z]+)\s*\((.*)\)\s*", re.DOTALL)
-_AGGREGATE_RE = re.compile(
-    r"\s*(?:(?P<count>\$count)|(?P<path>[A-Za-z_]\w*(?:\s*/\s*[A-Za-z_]\w*)*)\s+with\s+"
-    r"(?P<method>[A-Za-z]+))\s+as\s+(?P<alias>[A-Za-z_]\w*)\s*",
-    re.DOTALL,
-)
-_METHODS = frozenset({"sum", "min", "max", "average", "countdistinct"})
-
-
-@dataclass(frozen=True)
-class _Aggregate:
-    alias: str
-    method: str  # "$count" or one of _METHODS
-    getter: Getter | None
-    edm_type: str
-
-
-def _parse_aggregates(text: str, scope: _Scope) -> list[_Aggregate]:
-    aggregates: list[_Aggregate] = []
-    for raw in _split_top(text, ","):
-        match = _AGGREGATE_RE.fullmatch(raw)
-        if match is None:
-            raise ODataError(f"Syntax error in aggregate expression '{raw.strip()}'.")
-        alias = match["alias"]
-        if any(a.alias == alias for a in aggregates):
-            raise ODataError(f"The alias '{alias}' is used more than once.")
-        if match["count"]:
-            aggregates.append(_Aggregate(alias, "$count", None, INT64))
-            continue
-        method = match["method"]
-        if method not in _METHODS:
-            raise ODataError(f"Unknown aggregation method '{method}'.")
-        segments = [seg.strip() for seg in match["path"].split("/")]
-        getter, edm_type = scope.resolve(segments)
-        if method in ("sum", "average") and edm_type not in _NUMERIC:
-            raise ODataError(
-                f"Aggregation method '{method}' cannot be applied to '{'/'.join(segments)}' "
-                f"of type '{edm_type}'."
-            )
-        result_type = {
-            "sum": edm_type if edm_type in (INT32, INT64) else DECIMAL,
-            "average": DECIMAL,
-            "countdistinct": INT64,
-        }.get(method, edm_type)
-        if method == "sum" and result_type == INT32:
-            result_type = INT64
-        aggregates.append(_Aggregate(alias, method, getter, result_type))
-    return aggregates
-
-
-def _aggregate_value(aggregate: _Aggregate, rows: Sequence[Row]) -> Any:
-    if aggregate.method == "$count":
-        return len(rows)
-    assert aggregate.getter is not None
-    values = [v for v in map(aggregate.getter, rows) if v is not None]
-    if aggregate.method == "countdistinct":
-        return len(set(values))
-    if not values:
-        return None
-    if aggregate.method == "sum":
-        return sum(values)
-    if aggregate.method == "average":
-        return sum(values) / len(values)
-    if aggregate.method == "min":
-        return min(values)
-    return max(values)
+_COUNT_RE = re.compile(r"\s*\$count\s+as\s+([A-Za-z_]\w*)\s*")
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -847,15 +783,10 @@ def _set_nested(target: dict[str, Any], path: Sequence[str], value: Any) -> None
     target[path[-1]] = value
 
 
-def _groupby(
-    args: str, rows: Sequence[Row], scope: _Scope, type_name: str
-) -> tuple[list[Row], _ResultScope]:
-    parts = _split_top(args, ",")
-    head = parts[0].strip()
-    if not (head.startswith("(") and head.endswith(")")):
-        raise ODataError(f"groupby expects a parenthesised list of properties, found '{head}'.")
+def _group_paths(text: str) -> list[tuple[str, ...]]:
+    """The property paths of ``groupby((P,Nav/P))``, each once."""
     paths: list[tuple[str, ...]] = []
-    for raw in _split_top(head[1:-1], ","):
+    for raw in _split_top(text, ","):
         item = raw.strip()
         if not _PATH_RE.fullmatch(item.replace(" ", "")):
             raise ODataError(f"Syntax error in groupby property '{item}'.")
@@ -863,41 +794,73 @@ def _groupby(
         if path in paths:
             raise ODataError(f"The property '{item}' is grouped more than once.")
         paths.append(path)
-    aggregates: list[_Aggregate] = []
+    return paths
+
+
+def _count_alias(text: str) -> str:
+    """The alias of ``aggregate($count as A)``, the one aggregate the exporter sends."""
+    match = _COUNT_RE.fullmatch(text)
+    if match is None:
+        raise ODataError(
+            f"The aggregate expression '{text.strip()}' is not supported by the simulator "
+            "(only '$count as <alias>' is)."
+        )
+    return match[1]
+
+
+def _parse_groupby(args: str) -> tuple[list[tuple[str, ...]], str | None]:
+    """(paths, alias of the count or None) of ``groupby((paths)[,aggregate($count as A)])``."""
+    parts = _split_top(args, ",")
+    head = parts[0].strip()
+    if not (head.startswith("(") and head.endswith(")")):
+        raise ODataError(f"groupby expects a parenthesised list of properties, found '{head}'.")
+    paths = _group_paths(head[1:-1])
     if len(parts) > 2:
         raise ODataError("groupby takes a property list and at most one aggregate().")
-    if len(parts) == 2:
-        match = _TRANSFORMATION_RE.fullmatch(parts[1])
-        if match is None or match[1] != "aggregate":
-            raise ODataError(f"Only aggregate() may follow the groupby properties: '{parts[1]}'.")
-        aggregates = _parse_aggregates(match[2], scope)
-    resolved = [scope.resolve(path) for path in paths]
-    getters = [getter for getter, _ in resolved]
-    groups: dict[tuple[Any, ...], list[Row]] = {}
+    if len(parts) == 1:
+        return paths, None
+    match = _TRANSFORMATION_RE.fullmatch(parts[1])
+    if match is None or match[1] != "aggregate":
+        raise ODataError(f"Only aggregate() may follow the groupby properties: '{parts[1]}'.")
+    return paths, _count_alias(match[2])
+
+
+def _group_rows(rows: Sequence[Row], getters: Sequence[Getter]) -> dict[tuple[Any, ...], int]:
+    """How many rows have each combination of the getters' values."""
+    counts: dict[tuple[Any, ...], int] = {}
     if len(getters) == 1:
         (only,) = getters
         for row in rows:
-            groups.setdefault((only(row),), []).append(row)
+            key = (only(row),)
+            counts[key] = counts.get(key, 0) + 1
     else:
         for row in rows:
-            groups.setdefault(tuple(g(row) for g in getters), []).append(row)
+            key = tuple(g(row) for g in getters)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _groupby(
+    args: str, rows: Sequence[Row], scope: _Scope, type_name: str
+) -> tuple[list[Row], _ResultScope]:
+    paths, alias = _parse_groupby(args)
+    resolved = [scope.resolve(path) for path in paths]
+    types: dict[tuple[str, ...], str] = {
+        path: edm_type for path, (_, edm_type) in zip(paths, resolved, strict=True)
+    }
+    if alias is not None:
+        if any(path[0] == alias for path in types):
+            raise ODataError(f"The alias '{alias}' collides with a property.")
+        types[(alias,)] = INT64
+    groups = _group_rows(rows, [getter for getter, _ in resolved])
     result: list[Row] = []
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
         out: dict[str, Any] = {}
         for path, value in zip(paths, key, strict=True):
             _set_nested(out, path, value)
-        for aggregate in aggregates:
-            if aggregate.alias in out:
-                raise ODataError(f"The alias '{aggregate.alias}' collides with a property.")
-            out[aggregate.alias] = _aggregate_value(aggregate, groups[key])
+        if alias is not None:
+            out[alias] = groups[key]
         result.append(out)
-    types: dict[tuple[str, ...], str] = {
-        path: edm_type for path, (_, edm_type) in zip(paths, resolved, strict=True)
-    }
-    for aggregate in aggregates:
-        if (aggregate.alias,) in types or any(p[0] == aggregate.alias for p in types):
-            raise ODataError(f"The alias '{aggregate.alias}' collides with a property.")
-        types[(aggregate.alias,)] = aggregate.edm_type
     return result, _ResultScope(types, type_name)
 
 
@@ -912,12 +875,10 @@ def _apply(text: str, rows: list[Row], scope: _Scope, type_name: str) -> tuple[l
             rows = list(filter(predicate, rows))
         elif name == "groupby":
             rows, scope = _groupby(args, rows, scope, type_name)
-        elif name == "aggregate":
-            aggregates = _parse_aggregates(args, scope)
-            rows = [{a.alias: _aggregate_value(a, rows) for a in aggregates}]
-            scope = _ResultScope({(a.alias,): a.edm_type for a in aggregates}, type_name)
         else:
-            raise ODataError(f"The $apply transformation '{name}' is not supported.")
+            raise ODataError(
+                f"The $apply transformation '{name}' is not supported by the simulator."
+            )
     return rows, scope
 
 
