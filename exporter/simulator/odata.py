@@ -10,7 +10,7 @@ that a client's mistakes show up as the 400 the real service would answer:
   and the like are a 400 "not supported by the simulator". Operand types are checked like
   ASP.NET OData does (a quoted date or GUID is a 400). Comparisons with null follow OData:
   ``X eq null`` is true when X is null, ordering comparisons involving null are false.
-* ``$select``, ``$expand`` (with nested ``$select``/``$expand``), ``$orderby`` (several
+* ``$select``, ``$expand`` (with a nested ``$select``), ``$orderby`` (several
   keys, ``asc``/``desc``, nulls first ascending), ``$top``, ``$skip``, ``$count=true``.
 * ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))`` and
   ``groupby((...),aggregate($count as A))`` chained with ``/``. Other transformations and
@@ -649,11 +649,10 @@ _EXPAND_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*", re.DOTALL)
 
 @dataclass(frozen=True)
 class ExpandItem:
-    """One ``$expand`` item with its nested ``$select``/``$expand``."""
+    """One ``$expand`` item with its nested ``$select`` (the exporter nests nothing else)."""
 
     navigation: str
     select: tuple[str, ...] | None = None
-    expand: tuple[ExpandItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -690,21 +689,18 @@ def _parse_expand(text: str) -> tuple[ExpandItem, ...]:
         if match is None:
             raise ODataError(f"Syntax error in $expand: '{raw.strip()}'.")
         select: tuple[str, ...] | None = None
-        nested: tuple[ExpandItem, ...] = ()
         if match[2] is not None and match[2].strip():
             for option in _split_top(match[2], ";"):
                 name, sep, value = option.strip().partition("=")
                 if not sep:
                     raise ODataError(f"Syntax error in $expand options: '{option.strip()}'.")
-                if name.strip() == "$select":
-                    select = _parse_select(value)
-                elif name.strip() == "$expand":
-                    nested = _parse_expand(value)
-                else:
+                if name.strip() != "$select":
                     raise ODataError(
-                        f"The query option '{name.strip()}' is not supported inside $expand."
+                        f"The query option '{name.strip()}' inside $expand is not supported "
+                        "by the simulator."
                     )
-        items.append(ExpandItem(match[1], select, nested))
+                select = _parse_select(value)
+        items.append(ExpandItem(match[1], select))
     return tuple(items)
 
 
@@ -920,7 +916,7 @@ def _entity_projector(
                 )
             raise _unknown_property(item.navigation, entity.type_name)
         target = ctx.model[nav.target]
-        sub, sub_described = _entity_projector(target, item.select, item.expand, ctx)
+        sub, sub_described = _entity_projector(target, item.select, (), ctx)
         expanders.append((nav.name, nav.source_key, ctx.index(nav.target, nav.target_key), sub))
         described.append(f"{nav.name}({','.join(sub_described)})")
     expanded = {name for name, _, _, _ in expanders}
