@@ -167,7 +167,8 @@ MODEL: dict[str, EntitySet] = {
             "ModifiedDate": DATETIME,
         },
         # Documented navigation: Session. No DesktopGroup (reference: [obs]); the delivery
-        # group is reachable as Session/Machine/DesktopGroupId for a failure with a session.
+        # group would be Session/Machine/DesktopGroupId, two navigations, which the
+        # simulator does not serve (the exporter counts failures without their group).
         navigations={"Session": Navigation("Session", SESSIONS, "SessionKey", "SessionKey")},
     ),
 }

@@ -5,7 +5,7 @@ that a client's mistakes show up as the 400 the real service would answer:
 
 * ``$filter``: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``null``, integers,
   decimals, ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
-  (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, navigation paths
+  (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, paths over one navigation
   (``Machine/DesktopGroupId``). No functions: the exporter sends none, so ``contains(...)``
   and the like are a 400 "not supported by the simulator". Operand types are checked like
   ASP.NET OData does (a quoted date or GUID is a 400). Comparisons with null follow OData:
@@ -454,6 +454,11 @@ class _EntityScope:
         return self.entity.type_name
 
     def resolve(self, segments: Sequence[str]) -> tuple[Getter, str]:
+        if len(segments) > 2:
+            raise ODataError(
+                f"The path '{'/'.join(segments)}' crosses more than one navigation property, "
+                "which is not supported by the simulator."
+            )
         entity = self.entity
         hops: list[tuple[str, dict[Any, Row]]] = []
         for seg in segments[:-1]:
@@ -478,26 +483,13 @@ class _EntityScope:
             raise _unknown_property(last, entity.type_name)
         if not hops:
             return _property_getter(last), edm_type
-        if len(hops) == 1:
-            fk, index = hops[0]
+        ((fk, index),) = hops
 
-            def get_one(row: Row) -> Any:
-                target = index.get(row.get(fk))
-                return None if target is None else target.get(last)
+        def get_one(row: Row) -> Any:
+            target = index.get(row.get(fk))
+            return None if target is None else target.get(last)
 
-            return get_one, edm_type
-
-        def get_chain(row: Row) -> Any:
-            current: Row | None = row
-            for fk, index in hops:
-                assert current is not None
-                current = index.get(current.get(fk))
-                if current is None:
-                    return None
-            assert current is not None
-            return current.get(last)
-
-        return get_chain, edm_type
+        return get_one, edm_type
 
 
 class _ResultScope:
