@@ -77,65 +77,112 @@ def make_tenant(
     """
     if sessions > 0 and machines <= 0:
         raise ValueError("sessions need machines")
-    rng = random.Random(seed)
-    base = _whole_ms(now)
-    data = MonitorData(seed=seed, clock=base)
-    data._rng = random.Random(seed ^ 0x5EED)
+    build = _TenantBuilder(seed, now)
+    build.add_groups(groups)
+    single_ids, multi_ids = build.add_machines(machines, troubled_group)
+    user_count = users if users is not None else max(1, sessions * 9 // 10)
+    build.add_open_sessions(sessions, single_ids, multi_ids, user_count)
+    closed = sessions // 4 if closed_sessions is None else closed_sessions
+    build.add_closed_sessions(closed, user_count)
+    build.add_failures(max(5, sessions // 40) if failures is None else failures)
+    build.data.reindex()
+    return build.data
 
-    # Delivery groups.
-    profiles: list[tuple[bool, int, int, int]] = []
-    catalogs: list[str] = []
-    for i in range(groups):
-        name = group_name(i)
-        profile = _group_profile(name, i)
-        profiles.append(profile)
-        catalogs.append(_guid(rng))
-        data.add_desktop_group(
-            name,
-            group_id=_guid(rng),
-            is_remote_pc=profile[0],
-            desktop_kind=profile[1],
-            session_support=profile[2],
-            delivery_type=profile[3],
-        )
-    no_group_catalog = _guid(rng)
 
-    # Machines.
-    weights = [1.0 if p[0] else (2.0 if p[2] == 1 else 3.0) for p in profiles]
-    per_group = _split_counts(machines, weights) if groups else []
-    owners: list[int | None] = [i for i, n in enumerate(per_group) for _ in range(n)]
-    if not groups:
-        owners = [None] * machines
-    day_ms = 86_400_000
-    single_ids: list[str] = []
-    multi_ids: list[str] = []
-    for n, owner in enumerate(owners, start=1):
-        troubled = owner is not None and owner == troubled_group
-        r = rng.random()
-        if r < (0.68 if troubled else 0.93):
-            registration, power = RegistrationState.REGISTERED, PowerState.ON
-        elif r < (0.98 if troubled else 0.99):
-            registration = RegistrationState.UNREGISTERED
-            power = PowerState(_pick(rng, _UNREGISTERED_POWER_TABLE))
-        else:
-            registration = RegistrationState.UNKNOWN
-            power = rng.choice((PowerState.UNKNOWN, PowerState.UNMANAGED))
-        fault = _default_fault(registration, power)
-        if registration == RegistrationState.UNREGISTERED and power == PowerState.TURNING_ON:
-            fault = rng.choice((FaultState.FAILED_TO_START, FaultState.STUCK_ON_BOOT))
-        profile = profiles[owner] if owner is not None else (False, 1, 2, 2)
+_DAY_MS = 86_400_000
+_Profile = tuple[bool, int, int, int]
+_NO_GROUP_PROFILE: _Profile = (False, 1, 2, 2)
+
+
+def _machine_states(
+    rng: random.Random, troubled: bool, single: bool
+) -> tuple[RegistrationState, PowerState, int]:
+    """(registration, power, fault) of a generated machine: ~93% registered, a few not."""
+    r = rng.random()
+    if r < (0.68 if troubled else 0.93):
+        registration, power = RegistrationState.REGISTERED, PowerState.ON
+    elif r < (0.98 if troubled else 0.99):
+        registration = RegistrationState.UNREGISTERED
+        power = PowerState(_pick(rng, _UNREGISTERED_POWER_TABLE))
+    else:
+        registration = RegistrationState.UNKNOWN
+        power = rng.choice((PowerState.UNKNOWN, PowerState.UNMANAGED))
+    fault = _default_fault(registration, power)
+    if registration == RegistrationState.UNREGISTERED and power == PowerState.TURNING_ON:
+        fault = rng.choice((FaultState.FAILED_TO_START, FaultState.STUCK_ON_BOOT))
+    if registration == RegistrationState.REGISTERED and not single and rng.random() < 0.01:
+        fault = FaultState.MAX_CAPACITY
+    return registration, power, fault
+
+
+class _TenantBuilder:
+    """The steps of :func:`make_tenant`, in the order they draw from the one generator."""
+
+    def __init__(self, seed: int, now: datetime) -> None:
+        self.rng = random.Random(seed)
+        self.base = _whole_ms(now)
+        self.data = MonitorData(seed=seed, clock=self.base)
+        self.data._rng = random.Random(seed ^ 0x5EED)
+        self.profiles: list[_Profile] = []
+        self.catalogs: list[str] = []
+        self.no_group_catalog = ""
+
+    def add_groups(self, count: int) -> None:
+        rng = self.rng
+        for i in range(count):
+            name = group_name(i)
+            profile = _group_profile(name, i)
+            self.profiles.append(profile)
+            self.catalogs.append(_guid(rng))
+            self.data.add_desktop_group(
+                name,
+                group_id=_guid(rng),
+                is_remote_pc=profile[0],
+                desktop_kind=profile[1],
+                session_support=profile[2],
+                delivery_type=profile[3],
+            )
+        self.no_group_catalog = _guid(rng)
+
+    def _owners(self, machines: int) -> list[int | None]:
+        """The group index of each machine, spread by weight (None: no groups at all)."""
+        if not self.profiles:
+            return [None] * machines
+        weights = [1.0 if p[0] else (2.0 if p[2] == 1 else 3.0) for p in self.profiles]
+        per_group = _split_counts(machines, weights)
+        return [i for i, n in enumerate(per_group) for _ in range(n)]
+
+    def add_machines(
+        self, machines: int, troubled_group: int | None
+    ) -> tuple[list[str], list[str]]:
+        """Append the machines; returns the ids of the registered single- and multi-session."""
+        single_ids: list[str] = []
+        multi_ids: list[str] = []
+        for n, owner in enumerate(self._owners(machines), start=1):
+            row = self._machine(n, owner, owner is not None and owner == troubled_group)
+            self.data.machines.append(row)
+            if row["CurrentRegistrationState"] == RegistrationState.REGISTERED:
+                single = self._profile(owner)[2] == 1
+                (single_ids if single else multi_ids).append(row["Id"])
+        self.data._machines_by_id = {m["Id"]: m for m in self.data.machines}
+        return single_ids, multi_ids
+
+    def _profile(self, owner: int | None) -> _Profile:
+        return self.profiles[owner] if owner is not None else _NO_GROUP_PROFILE
+
+    def _machine(self, n: int, owner: int | None, troubled: bool) -> Row:
+        rng, base = self.rng, self.base
+        profile = self._profile(owner)
         single = profile[2] == 1
-        if registration == RegistrationState.REGISTERED and not single and rng.random() < 0.01:
-            fault = FaultState.MAX_CAPACITY
+        registration, power, fault = _machine_states(rng, troubled, single)
         if registration == RegistrationState.UNREGISTERED:
             changed = base - timedelta(milliseconds=rng.randrange(60_000, 6 * 3_600_000))
         else:
-            changed = base - timedelta(milliseconds=rng.randrange(3_600_000, 7 * day_ms))
-        created = base - timedelta(milliseconds=rng.randrange(30 * day_ms, 400 * day_ms))
+            changed = base - timedelta(milliseconds=rng.randrange(3_600_000, 7 * _DAY_MS))
+        created = base - timedelta(milliseconds=rng.randrange(30 * _DAY_MS, 400 * _DAY_MS))
         prefix = _machine_prefix(group_name(owner)) if owner is not None else "POOL"
-        machine_id = _guid(rng)
-        row: Row = {
-            "Id": machine_id,
+        return {
+            "Id": _guid(rng),
             "Name": f"CORP\\{prefix}-VDA{n:05d}",
             "DnsName": f"{prefix.lower()}-vda{n:05d}.corp.example.com",
             "CurrentRegistrationState": int(registration),
@@ -146,8 +193,8 @@ def make_tenant(
             "FaultState": int(fault),
             "FailureDate": changed if fault not in (FaultState.UNKNOWN, FaultState.NONE) else None,
             "LifecycleState": 0,
-            "CatalogId": catalogs[owner] if owner is not None else no_group_catalog,
-            "DesktopGroupId": data.desktop_groups[owner]["Id"] if owner is not None else None,
+            "CatalogId": self.catalogs[owner] if owner is not None else self.no_group_catalog,
+            "DesktopGroupId": self.data.desktop_groups[owner]["Id"] if owner is not None else None,
             "MachineRole": 0,
             "IsAssigned": profile[1] == 0,
             "AgentVersion": _AGENT_VERSIONS[min(3, int(rng.random() ** 2 * 4))],
@@ -155,100 +202,102 @@ def make_tenant(
             "CreatedDate": created,
             "ModifiedDate": changed,
         }
-        data.machines.append(row)
-        if registration == RegistrationState.REGISTERED:
-            (single_ids if single else multi_ids).append(machine_id)
-    machine_rows = {m["Id"]: m for m in data.machines}
-    data._machines_by_id = machine_rows
-    single_set = set(single_ids)
 
-    # Open sessions: single-session machines hold one each, the rest go to multi-session ones.
-    if not single_ids and not multi_ids:
-        multi_ids = [m["Id"] for m in data.machines]
-    singles_used = min(int(len(single_ids) * 0.85), sessions if not multi_ids else sessions // 3)
-    placement = rng.sample(single_ids, singles_used)
-    pool = multi_ids or single_ids
-    placement += [pool[rng.randrange(len(pool))] for _ in range(sessions - singles_used)]
-    rng.shuffle(placement)
-    user_count = users if users is not None else max(1, sessions * 9 // 10)
-    session_rows = data.sessions
-    append = session_rows.append
-    randrange = rng.randrange
-    random_ = rng.random
-    for i, machine_id in enumerate(placement):
-        machine = machine_rows[machine_id]
-        start = base - timedelta(milliseconds=randrange(60_000, 10 * 3_600_000))
-        if i % 500 == 499:
-            start += timedelta(microseconds=randrange(1, 1000))
-        state = _pick(rng, _OPEN_TABLE)
-        changed = start + (base - start) * random_()
-        changed = changed.replace(microsecond=changed.microsecond // 1000 * 1000)
-        logon: int | None = 5_000 + int(115_000 * random_() ** 2.2)
-        if state == ConnectionState.PREPARING_SESSION or random_() < 0.02:
-            logon = None
-        multi = machine_id not in single_set
-        append(
-            {
-                "SessionKey": _guid(rng),
-                "StartDate": start,
-                "EndDate": None,
-                "LogOnDuration": logon,
-                "ConnectionState": state,
-                "ConnectionStateChangeDate": changed,
-                "FailureDate": None,
-                "FailureId": None,
-                "ExitCode": None,
-                "LifecycleState": 0,
-                "UserId": randrange(1, user_count + 1),
-                "MachineId": machine_id,
-                "SessionType": 1 if multi and random_() < 0.6 else 0,
-                "IsAnonymous": random_() < 0.005,
-                "CreatedDate": start,
-                "ModifiedDate": changed,
-            }
+    def add_open_sessions(
+        self, sessions: int, single_ids: list[str], multi_ids: list[str], user_count: int
+    ) -> None:
+        """Single-session machines hold one each, the rest go to multi-session ones."""
+        rng, base = self.rng, self.base
+        if not single_ids and not multi_ids:
+            multi_ids = [m["Id"] for m in self.data.machines]
+        singles_used = min(
+            int(len(single_ids) * 0.85), sessions if not multi_ids else sessions // 3
         )
-        machine["CurrentSessionCount"] += 1
+        placement = rng.sample(single_ids, singles_used)
+        pool = multi_ids or single_ids
+        placement += [pool[rng.randrange(len(pool))] for _ in range(sessions - singles_used)]
+        rng.shuffle(placement)
+        single_set = set(single_ids)
+        machine_rows = self.data._machines_by_id
+        append = self.data.sessions.append
+        randrange = rng.randrange
+        random_ = rng.random
+        for i, machine_id in enumerate(placement):
+            machine = machine_rows[machine_id]
+            start = base - timedelta(milliseconds=randrange(60_000, 10 * 3_600_000))
+            if i % 500 == 499:
+                start += timedelta(microseconds=randrange(1, 1000))
+            state = _pick(rng, _OPEN_TABLE)
+            changed = start + (base - start) * random_()
+            changed = changed.replace(microsecond=changed.microsecond // 1000 * 1000)
+            logon: int | None = 5_000 + int(115_000 * random_() ** 2.2)
+            if state == ConnectionState.PREPARING_SESSION or random_() < 0.02:
+                logon = None
+            multi = machine_id not in single_set
+            append(
+                {
+                    "SessionKey": _guid(rng),
+                    "StartDate": start,
+                    "EndDate": None,
+                    "LogOnDuration": logon,
+                    "ConnectionState": state,
+                    "ConnectionStateChangeDate": changed,
+                    "FailureDate": None,
+                    "FailureId": None,
+                    "ExitCode": None,
+                    "LifecycleState": 0,
+                    "UserId": randrange(1, user_count + 1),
+                    "MachineId": machine_id,
+                    "SessionType": 1 if multi and random_() < 0.6 else 0,
+                    "IsAnonymous": random_() < 0.005,
+                    "CreatedDate": start,
+                    "ModifiedDate": changed,
+                }
+            )
+            machine["CurrentSessionCount"] += 1
 
-    # Closed sessions of the last day, on any machine.
-    all_ids = [m["Id"] for m in data.machines]
-    for _ in range(sessions // 4 if closed_sessions is None else closed_sessions):
-        end = base - timedelta(milliseconds=randrange(0, day_ms))
-        start = end - timedelta(milliseconds=randrange(600_000, 8 * 3_600_000))
-        where = all_ids[randrange(len(all_ids))] if all_ids else None
-        append(
-            {
-                "SessionKey": _guid(rng),
-                "StartDate": start,
-                "EndDate": end,
-                "LogOnDuration": 5_000 + int(115_000 * random_() ** 2.2),
-                "ConnectionState": int(ConnectionState.TERMINATED),
-                "ConnectionStateChangeDate": end,
-                "FailureDate": None,
-                "FailureId": None,
-                "ExitCode": 0,
-                "LifecycleState": 0,
-                "UserId": randrange(1, user_count + 1),
-                "MachineId": where,
-                "SessionType": 0,
-                "IsAnonymous": False,
-                "CreatedDate": start,
-                "ModifiedDate": end,
-            }
+    def add_closed_sessions(self, count: int, user_count: int) -> None:
+        """Sessions that ended in the last day, on any machine."""
+        rng, base = self.rng, self.base
+        randrange = rng.randrange
+        all_ids = [m["Id"] for m in self.data.machines]
+        for _ in range(count):
+            end = base - timedelta(milliseconds=randrange(0, _DAY_MS))
+            start = end - timedelta(milliseconds=randrange(600_000, 8 * 3_600_000))
+            where = all_ids[randrange(len(all_ids))] if all_ids else None
+            self.data.sessions.append(
+                {
+                    "SessionKey": _guid(rng),
+                    "StartDate": start,
+                    "EndDate": end,
+                    "LogOnDuration": 5_000 + int(115_000 * rng.random() ** 2.2),
+                    "ConnectionState": int(ConnectionState.TERMINATED),
+                    "ConnectionStateChangeDate": end,
+                    "FailureDate": None,
+                    "FailureId": None,
+                    "ExitCode": 0,
+                    "LifecycleState": 0,
+                    "UserId": randrange(1, user_count + 1),
+                    "MachineId": where,
+                    "SessionType": 0,
+                    "IsAnonymous": False,
+                    "CreatedDate": start,
+                    "ModifiedDate": end,
+                }
+            )
+
+    def add_failures(self, count: int) -> None:
+        """Failures over the last week, more of them recent, ``Id`` in time order."""
+        rng, base = self.rng, self.base
+        offsets = sorted(
+            (min(7 * _DAY_MS - 1, int(rng.expovariate(1 / _DAY_MS))) for _ in range(count)),
+            reverse=True,
         )
-
-    # Connection failures over the last week, more of them recent, Id in time order.
-    failure_count = max(5, sessions // 40) if failures is None else failures
-    offsets = sorted(
-        (min(7 * day_ms - 1, int(rng.expovariate(1 / day_ms))) for _ in range(failure_count)),
-        reverse=True,
-    )
-    for offset in offsets:
-        when = base - timedelta(milliseconds=offset)
-        where = all_ids[randrange(len(all_ids))] if all_ids else None
-        data._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
-
-    data.reindex()
-    return data
+        all_ids = [m["Id"] for m in self.data.machines]
+        for offset in offsets:
+            when = base - timedelta(milliseconds=offset)
+            where = all_ids[rng.randrange(len(all_ids))] if all_ids else None
+            self.data._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
 
 
 def make_demo_tenant(
