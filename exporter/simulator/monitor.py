@@ -696,9 +696,19 @@ class MonitorData:
         return not single or machine["CurrentSessionCount"] == 0
 
     def _step(self, life: MonitorLife, k: int, t: datetime) -> None:
+        """One step of life; its phases draw from the step's generator in this order."""
         rng = random.Random(self.seed * 1_000_003 + k)
-        step = life.step_seconds
-        # 1. machines due to recover.
+        self._recover(t)
+        self._machine_event(rng, life, t)
+        self._end_sessions(rng, life, t)
+        self._change_states(rng, t)
+        self._start_sessions(rng, life, t)
+        self._trickle_failures(rng, life, t)
+        if k % 40 == 0:
+            self._forget(life, t)
+
+    def _recover(self, t: datetime) -> None:
+        """Machines due to recover register again."""
         for machine_id, due in list(self._recoveries.items()):
             if due <= t:
                 del self._recoveries[machine_id]
@@ -710,27 +720,34 @@ class MonitorData:
                         power_state=PowerState.ON,
                         fault_state=FaultState.NONE,
                     )
-        # 2. now and then a machine unregisters or fails; its sessions are lost.
-        if self.machines and rng.random() < life.machine_events_per_hour * step / 3600:
-            candidates = [
-                m
-                for m in self.machines
-                if m["CurrentRegistrationState"] == RegistrationState.REGISTERED
-                and m["Id"] not in self._recoveries
-            ]
-            if candidates:
-                victim = rng.choice(candidates)
-                fault = rng.choice(
-                    (FaultState.UNREGISTERED, FaultState.UNREGISTERED, FaultState.STUCK_ON_BOOT)
-                )
-                for s in [s for s in self._open.values() if s["MachineId"] == victim["Id"]]:
-                    self.end_session(s["SessionKey"], at=t, exit_code=1)
-                self.set_registration_state(
-                    victim["Id"], RegistrationState.UNREGISTERED, at=t, fault_state=fault
-                )
-                low, high = life.recovery_minutes
-                self._recoveries[victim["Id"]] = t + timedelta(minutes=rng.uniform(low, high))
-        # 3. sessions end.
+
+    def _machine_event(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        """Now and then a machine unregisters or fails; its sessions are lost."""
+        step = life.step_seconds
+        if not self.machines or rng.random() >= life.machine_events_per_hour * step / 3600:
+            return
+        candidates = [
+            m
+            for m in self.machines
+            if m["CurrentRegistrationState"] == RegistrationState.REGISTERED
+            and m["Id"] not in self._recoveries
+        ]
+        if not candidates:
+            return
+        victim = rng.choice(candidates)
+        fault = rng.choice(
+            (FaultState.UNREGISTERED, FaultState.UNREGISTERED, FaultState.STUCK_ON_BOOT)
+        )
+        for s in [s for s in self._open.values() if s["MachineId"] == victim["Id"]]:
+            self.end_session(s["SessionKey"], at=t, exit_code=1)
+        self.set_registration_state(
+            victim["Id"], RegistrationState.UNREGISTERED, at=t, fault_state=fault
+        )
+        low, high = life.recovery_minutes
+        self._recoveries[victim["Id"]] = t + timedelta(minutes=rng.uniform(low, high))
+
+    def _end_sessions(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        step = life.step_seconds
         open_now = list(self._open.values())
         rate = step / (life.mean_session_minutes * 60)
         ends = _poisson_like(rng, len(open_now) * rate)
@@ -738,7 +755,9 @@ class MonitorData:
             self.end_session(
                 s["SessionKey"], at=t - timedelta(milliseconds=rng.randrange(step * 1000))
             )
-        # 4. state changes: disconnect/reconnect, preparing sessions become active.
+
+    def _change_states(self, rng: random.Random, t: datetime) -> None:
+        """Preparing sessions become active; a few disconnect or reconnect."""
         for s in list(self._open.values()):
             if s["ConnectionState"] == ConnectionState.PREPARING_SESSION:
                 s["ConnectionState"] = int(ConnectionState.ACTIVE)
@@ -754,43 +773,47 @@ class MonitorData:
                 else ConnectionState.ACTIVE
             )
             self.set_connection_state(s["SessionKey"], flipped, at=t)
-        # 5. sessions start, pulled towards a slowly swinging target.
+
+    def _start_sessions(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        """Sessions start, pulled towards a slowly swinging target."""
+        step = life.step_seconds
         minutes = t.timestamp() / 60
         phase = (self.seed % 17) / 17 * 2 * math.pi
         target = life.target_sessions * (
             1 + life.amplitude * math.sin(2 * math.pi * minutes / life.period_minutes + phase)
         )
+        rate = step / (life.mean_session_minutes * 60)
         expected = target * rate + max(0.0, target - len(self._open)) * 0.1
         starts = _poisson_like(rng, expected)
-        if starts:
-            groups = {g["Id"]: g for g in self.desktop_groups}
-            for _ in range(starts):
-                eligible = [m for m in self.machines if self._eligible(m, groups)]
-                if not eligible:
-                    break
-                machine = rng.choice(eligible)
-                preparing = rng.random() < 0.1
-                group = groups.get(machine["DesktopGroupId"] or "")
-                multi = group is not None and group["SessionSupport"] == 2
-                self.add_session(
-                    machine["Id"],
-                    session_key=_guid(rng),
-                    start=t - timedelta(milliseconds=rng.randrange(step * 1000)),
-                    connection_state=(
-                        ConnectionState.PREPARING_SESSION if preparing else ConnectionState.ACTIVE
-                    ),
-                    logon_ms=None if preparing else 5_000 + int(115_000 * rng.random() ** 2.2),
-                    user_id=rng.randrange(1, max(2, life.target_sessions * 2)),
-                    session_type=1 if multi and rng.random() < 0.6 else 0,
-                )
-        # 6. connection failures trickle in.
+        if not starts:
+            return
+        groups = {g["Id"]: g for g in self.desktop_groups}
+        for _ in range(starts):
+            eligible = [m for m in self.machines if self._eligible(m, groups)]
+            if not eligible:
+                break
+            machine = rng.choice(eligible)
+            preparing = rng.random() < 0.1
+            group = groups.get(machine["DesktopGroupId"] or "")
+            multi = group is not None and group["SessionSupport"] == 2
+            self.add_session(
+                machine["Id"],
+                session_key=_guid(rng),
+                start=t - timedelta(milliseconds=rng.randrange(step * 1000)),
+                connection_state=(
+                    ConnectionState.PREPARING_SESSION if preparing else ConnectionState.ACTIVE
+                ),
+                logon_ms=None if preparing else 5_000 + int(115_000 * rng.random() ** 2.2),
+                user_id=rng.randrange(1, max(2, life.target_sessions * 2)),
+                session_type=1 if multi and rng.random() < 0.6 else 0,
+            )
+
+    def _trickle_failures(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        step = life.step_seconds
         for _ in range(_poisson_like(rng, life.failures_per_hour * step / 3600)):
             when = t - timedelta(milliseconds=rng.randrange(step * 1000))
             where = rng.choice(self.machines)["Id"] if self.machines else None
             self._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
-        # 7. forget old history.
-        if k % 40 == 0:
-            self._forget(life, t)
 
     def _forget(self, life: MonitorLife, t: datetime) -> None:
         closed_horizon = t - timedelta(hours=life.keep_closed_hours)
