@@ -370,87 +370,63 @@ def seed_tenant() -> MonitorData:
     catalog_fin = "aa11bb22-cc33-4d44-8e55-ff6677889900"
     catalog_cc = "bb22cc33-dd44-4e55-9f66-0077889900aa"
     since = t - timedelta(days=3)
-    data.add_machine(
-        SEED_GROUP_FINANCE,
-        name="CORP\\FIN-VDA001",
-        machine_id=fin1,
-        catalog_id=catalog_fin,
-        at=since,
+    registered, unregistered = RegistrationState.REGISTERED, RegistrationState.UNREGISTERED
+    # (id, group, name, catalog, in maintenance, registration)
+    machines = (
+        (fin1, SEED_GROUP_FINANCE, "FIN-VDA001", catalog_fin, False, registered),
+        (fin2, SEED_GROUP_FINANCE, "FIN-VDA002", catalog_fin, True, registered),
+        (cc1, SEED_GROUP_CALL_CENTER, "CC-VDA001", catalog_cc, False, registered),
+        (cc2, SEED_GROUP_CALL_CENTER, "CC-VDA002", catalog_cc, False, unregistered),
     )
-    data.add_machine(
-        SEED_GROUP_FINANCE,
-        name="CORP\\FIN-VDA002",
-        machine_id=fin2,
-        catalog_id=catalog_fin,
-        maintenance=True,
-        at=since,
-    )
-    data.add_machine(
-        SEED_GROUP_CALL_CENTER,
-        name="CORP\\CC-VDA001",
-        machine_id=cc1,
-        catalog_id=catalog_cc,
-        is_assigned=True,
-        os_type=_SINGLE_OS[0],
-        at=since,
-    )
-    data.add_machine(
-        SEED_GROUP_CALL_CENTER,
-        name="CORP\\CC-VDA002",
-        machine_id=cc2,
-        catalog_id=catalog_cc,
-        is_assigned=True,
-        os_type=_SINGLE_OS[0],
-        at=since,
-        registration_state=RegistrationState.UNREGISTERED,
-    )
+    for machine_id, group_id, name, catalog, maintenance, registration in machines:
+        private = group_id == SEED_GROUP_CALL_CENTER  # single-session, assigned desktops
+        data.add_machine(
+            group_id,
+            name=f"CORP\\{name}",
+            machine_id=machine_id,
+            catalog_id=catalog,
+            maintenance=maintenance,
+            registration_state=registration,
+            is_assigned=private,
+            os_type=_SINGLE_OS[0] if private else _MULTI_OS[0],
+            at=since,
+        )
     data.machine(cc2)["RegistrationStateChangeDate"] = t - timedelta(minutes=20)
     data.machine(cc2)["FailureDate"] = t - timedelta(minutes=20)
     s1, s2, s3, s4, s5 = SEED_SESSIONS
-    data.add_session(
-        fin1,
-        session_key=s1,
-        start=t - timedelta(hours=2),
-        logon_ms=12_345,
-        user_id=11,
-        session_type=1,
+    active, ended = ConnectionState.ACTIVE, ConnectionState.TERMINATED
+    # (machine, key, started this long before t, ended this long before t, logon ms, user,
+    # session type, connection state)
+    sessions = (
+        (fin1, s1, timedelta(hours=2), None, 12_345, 11, 1, active),
+        (fin1, s2, timedelta(hours=1), None, 48_000, 12, 0, ConnectionState.DISCONNECTED),
+        (fin2, s3, timedelta(minutes=30), None, 8_500, 13, 1, active),
+        (cc1, s4, timedelta(minutes=10, microseconds=-123_456), None, 95_250, 14, 0, active),
+        (cc1, s5, timedelta(hours=5), timedelta(hours=3), 30_000, 15, 0, ended),
     )
-    data.add_session(
-        fin1,
-        session_key=s2,
-        start=t - timedelta(hours=1),
-        logon_ms=48_000,
-        user_id=12,
-        connection_state=ConnectionState.DISCONNECTED,
+    for machine_id, key, started, stopped, logon, user, session_type, state in sessions:
+        data.add_session(
+            machine_id,
+            session_key=key,
+            start=t - started,
+            end=None if stopped is None else t - stopped,
+            logon_ms=logon,
+            user_id=user,
+            session_type=session_type,
+            connection_state=state,
+        )
+    # (Id, failed this long before t, SessionFailureCode, machine, user)
+    failures = (
+        (101, timedelta(hours=3), 4, fin1, 12),
+        (102, timedelta(minutes=45), 3, cc2, 14),
+        (103, timedelta(minutes=5), 12, None, 16),
     )
-    data.add_session(
-        fin2,
-        session_key=s3,
-        start=t - timedelta(minutes=30),
-        logon_ms=8_500,
-        user_id=13,
-        session_type=1,
-    )
-    data.add_session(
-        cc1,
-        session_key=s4,
-        start=t - timedelta(minutes=10, microseconds=-123_456),
-        logon_ms=95_250,
-        user_id=14,
-    )
-    data.add_session(
-        cc1,
-        session_key=s5,
-        start=t - timedelta(hours=5),
-        end=t - timedelta(hours=3),
-        logon_ms=30_000,
-        user_id=15,
-    )
-    data.add_failure(
-        failure_date=t - timedelta(hours=3), failure_id=101, value=4, machine_id=fin1, user_id=12
-    )
-    data.add_failure(
-        failure_date=t - timedelta(minutes=45), failure_id=102, value=3, machine_id=cc2, user_id=14
-    )
-    data.add_failure(failure_date=t - timedelta(minutes=5), failure_id=103, value=12, user_id=16)
+    for failure_id, before, value, where, user in failures:
+        data.add_failure(
+            failure_date=t - before,
+            failure_id=failure_id,
+            value=value,
+            machine_id=where,
+            user_id=user,
+        )
     return data
