@@ -242,14 +242,9 @@ class _Path:
 
 
 @dataclass(frozen=True)
-class _Compare:
-    op: str
-    left: _Node
-    right: _Node
+class _Binary:
+    """``left op right``: a comparison (``eq``...) or a logical ``and``/``or``."""
 
-
-@dataclass(frozen=True)
-class _Logical:
     op: str
     left: _Node
     right: _Node
@@ -260,7 +255,7 @@ class _Not:
     operand: _Node
 
 
-_Node = _Literal | _Path | _Compare | _Logical | _Not
+_Node = _Literal | _Path | _Binary | _Not
 
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 _OPERATOR_KINDS = {
@@ -322,13 +317,13 @@ class _Parser:
     def _or(self) -> _Node:
         node = self._and()
         while self._accept_word("or"):
-            node = _Logical("or", node, self._and())
+            node = _Binary("or", node, self._and())
         return node
 
     def _and(self) -> _Node:
         node = self._not()
         while self._accept_word("and"):
-            node = _Logical("and", node, self._not())
+            node = _Binary("and", node, self._not())
         return node
 
     def _not(self) -> _Node:
@@ -341,7 +336,7 @@ class _Parser:
         token = self._peek()
         if token is not None and token.kind == "name" and token.text in _COMPARISONS:
             self.index += 1
-            return _Compare(token.text, left, self._primary())
+            return _Binary(token.text, left, self._primary())
         return left
 
     def _primary(self) -> _Node:
@@ -589,9 +584,9 @@ def _compile(node: _Node, scope: _Scope) -> tuple[Getter, str | None]:
         return (lambda row: value), node.type
     if isinstance(node, _Path):
         return scope.resolve(node.segments)
-    if isinstance(node, _Compare):
+    if isinstance(node, _Binary) and node.op in _COMPARISONS:
         return _compile_compare(node, scope), BOOLEAN
-    if isinstance(node, _Logical):
+    if isinstance(node, _Binary):
         left = _compile_bool(node.left, scope)
         right = _compile_bool(node.right, scope)
         if node.op == "and":
@@ -610,7 +605,7 @@ def _compile_bool(node: _Node, scope: _Scope) -> Getter:
     return getter
 
 
-def _compile_compare(node: _Compare, scope: _Scope) -> Getter:
+def _compile_compare(node: _Binary, scope: _Scope) -> Getter:
     left, left_type = _compile(node.left, scope)
     right, right_type = _compile(node.right, scope)
     if not _compatible(left_type, right_type):
