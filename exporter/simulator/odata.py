@@ -424,8 +424,6 @@ class _Context:
 class _Scope(Protocol):
     def resolve(self, segments: Sequence[str]) -> tuple[Getter, str]: ...
 
-    def describe(self) -> str: ...
-
 
 def _unknown_property(name: str, type_name: str) -> ODataError:
     return ODataError(f"Could not find a property named '{name}' on type '{type_name}'.")
@@ -444,9 +442,6 @@ class _EntityScope:
     def __init__(self, entity: EntitySet, ctx: _Context) -> None:
         self.entity = entity
         self.ctx = ctx
-
-    def describe(self) -> str:
-        return self.entity.type_name
 
     def resolve(self, segments: Sequence[str]) -> tuple[Getter, str]:
         if len(segments) > 2:
@@ -493,9 +488,6 @@ class _ResultScope:
     def __init__(self, types: Mapping[tuple[str, ...], str], type_name: str) -> None:
         self.types = dict(types)
         self.type_name = type_name
-
-    def describe(self) -> str:
-        return f"{self.type_name} (aggregated)"
 
     def top_level(self) -> list[str]:
         names: list[str] = []
