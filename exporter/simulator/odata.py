@@ -47,7 +47,7 @@ _NUMERIC = frozenset({INT32, INT64, DOUBLE, DECIMAL})
 SUPPORTED_OPTIONS = frozenset(
     {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$apply"}
 )
-"""System query options the engine evaluates (``$skiptoken``/``$format`` are the caller's)."""
+"""System query options the engine evaluates (``$skiptoken`` is the caller's)."""
 
 
 class ODataError(Exception):
@@ -704,13 +704,10 @@ def _parse_count(text: str, option: str) -> int:
 
 
 def parse_options(params: Mapping[str, str]) -> QueryOptions:
-    """:class:`QueryOptions` from the URL parameters (``$skiptoken``/``$format`` ignored)."""
+    """:class:`QueryOptions` from the URL parameters (``$skiptoken`` ignored)."""
     for name in params:
-        if name.startswith("$") and name not in SUPPORTED_OPTIONS | {"$skiptoken", "$format"}:
-            raise ODataError(f"The query parameter '{name}' is not supported.")
-    fmt = params.get("$format")
-    if fmt is not None and fmt.split(";")[0].strip().lower() not in ("json", "application/json"):
-        raise ODataError(f"The $format '{fmt}' is not supported.")
+        if name.startswith("$") and name not in SUPPORTED_OPTIONS | {"$skiptoken"}:
+            raise ODataError(f"The query parameter '{name}' is not supported by the simulator.")
     count_text = params.get("$count")
     if count_text not in (None, "true", "false"):
         raise ODataError(f"'{count_text}' is not a valid count option.")
