@@ -4,7 +4,7 @@ It implements the part of OData the Citrix Monitor Service is queried with, stri
 that a client's mistakes show up as the 400 the real service would answer:
 
 * ``$filter``: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``null``, integers,
-  decimals, ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
+  ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
   (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, paths over one navigation
   (``Machine/DesktopGroupId``). No functions: the exporter sends none, so ``contains(...)``
   and the like are a 400 "not supported by the simulator". Operand types are checked like
@@ -24,7 +24,6 @@ per-query indexes of the target entity set.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,13 +35,11 @@ Getter = Callable[[Row], Any]
 
 INT32 = "Edm.Int32"
 INT64 = "Edm.Int64"
-DOUBLE = "Edm.Double"
-DECIMAL = "Edm.Decimal"
 BOOLEAN = "Edm.Boolean"
 STRING = "Edm.String"
 GUID = "Edm.Guid"
 DATETIME = "Edm.DateTimeOffset"
-_NUMERIC = frozenset({INT32, INT64, DOUBLE, DECIMAL})
+_NUMERIC = frozenset({INT32, INT64})
 
 SUPPORTED_OPTIONS = frozenset(
     {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$apply"}
@@ -386,15 +383,13 @@ class _Parser:
 
 
 def _number(text: str) -> _Literal:
-    suffix = text[-1] if text[-1] in "LlMmDdFf" else ""
-    body = text[:-1] if suffix else text
-    if "." in body or "e" in body or "E" in body or suffix in ("M", "m", "D", "d", "F", "f"):
-        value = float(body)
-        if not math.isfinite(value):
-            raise ODataError(f"Invalid numeric literal '{text}'.")
-        return _Literal(value, DOUBLE if suffix in ("D", "d", "F", "f") else DECIMAL)
-    value_int = int(body)
-    return _Literal(value_int, INT32 if -(2**31) <= value_int < 2**31 else INT64)
+    """An integer literal; decimals and suffixed literals are a 400 (the exporter sends none)."""
+    if not text.lstrip("-").isdigit():
+        raise ODataError(
+            f"The numeric literal '{text}' is not supported by the simulator (integers only)."
+        )
+    value = int(text)
+    return _Literal(value, INT32 if -(2**31) <= value < 2**31 else INT64)
 
 
 def parse_expression(text: str) -> _Node:
