@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -24,12 +23,13 @@ from .collector.licensing import LicensingCollector
 from .collector.monitor import MonitorCollector
 from .collector.partner import PartnerCollector
 from .collector.products import ProductsCollector
-from .config import Config, CustomerConfig
+from .config import Config
 from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
 from .poller import Poller, PollJob, StatusCollector
 from .snapshot import SnapshotStore
 from .upstream.client import ApiClient, Sleep, customer_api
+from .upstream.connections import ssl_context
 
 log = get_logger("runtime")
 
@@ -45,15 +45,6 @@ COLLECTORS: dict[str, type[Collector]] = {
     ConcurrentCollector.name: ConcurrentCollector,
     LicenseServersCollector.name: LicenseServersCollector,
 }
-
-
-def ssl_context(customer: CustomerConfig) -> ssl.SSLContext | bool:
-    """System trust plus the customer's extra CA bundle, if any (for TLS-inspecting proxies)."""
-    if not customer.ca_file:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=customer.ca_file)
-    return context
 
 
 class Exporter:
