@@ -28,7 +28,7 @@ from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
 from .poller import Poller, PollJob, StatusCollector
 from .snapshot import SnapshotStore
-from .upstream.client import ApiClient, Sleep, customer_api
+from .upstream.client import ApiClient, Sleep
 from .upstream.connections import ssl_context
 
 log = get_logger("runtime")
@@ -97,7 +97,7 @@ class Exporter:
                 connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=16),
             )
             self._sessions.append(session)
-            api = customer_api(
+            api = ApiClient(
                 session, customer, poll, self.metrics, sleep=self._sleep, clock=self._clock
             )
             self.api_clients[customer.customer_id] = api

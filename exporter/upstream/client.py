@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from .. import __version__
-from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, PollConfig, RetryConfig
+from ..config import CustomerConfig, PollConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from .body import ResponseTooLarge, parse_json, read_bounded
@@ -78,31 +78,33 @@ def is_redirect(status: int) -> bool:
 
 
 class ApiClient:
-    """GETs JSON from one customer's Citrix Cloud APIs on behalf of the collectors."""
+    """GETs JSON from one customer's Citrix Cloud APIs on behalf of the collectors.
+
+    Built from the poll settings (retries, timeout, response cap) with its own token manager:
+    the one wiring of a customer's client, used by the exporter, backfill and the tests.
+    """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         customer: CustomerConfig,
-        tokens: TokenManager,
+        poll: PollConfig,
         metrics: SelfMetrics,
-        retry: RetryConfig,
-        timeout: float,
+        *,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
-        *,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._session = session
         self.customer = customer
-        self.tokens = tokens
+        # The customer's one token manager, on the same session, retry settings and clock.
+        self.tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
         self.metrics = metrics
-        self.policy = RetryPolicy(retry, jitter)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.policy = RetryPolicy(poll.retry, jitter)
+        self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
         self._sleep = sleep
         self._clock = clock
-        self._max_response_bytes = max_response_bytes
+        self._max_response_bytes = poll.max_response_bytes
         self._throttled_until = 0.0
         # Repairs made before any collector sees the data (invalid UTF-8 in a body).
         self._issues = DataIssues(metrics, customer.customer_id, "upstream")
@@ -277,30 +279,3 @@ class ApiClient:
                 "retry_in_seconds": round(outcome.delay, 2),
             },
         )
-
-
-def customer_api(
-    session: aiohttp.ClientSession,
-    customer: CustomerConfig,
-    poll: PollConfig,
-    metrics: SelfMetrics,
-    *,
-    sleep: Sleep = asyncio.sleep,
-    clock: Callable[[], float] = time.time,
-    jitter: Callable[[], float] = random.random,
-) -> ApiClient:
-    """The one wiring of a customer's token manager and API client from the poll settings
-    (retries, timeout, response cap): the exporter, backfill and the tests all build it here."""
-    tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
-    return ApiClient(
-        session,
-        customer,
-        tokens,
-        metrics,
-        poll.retry,
-        poll.timeout,
-        sleep=sleep,
-        clock=clock,
-        jitter=jitter,
-        max_response_bytes=poll.max_response_bytes,
-    )

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
 from exporter.metrics import SelfMetrics
-from exporter.upstream.client import ApiClient, ApiResponse, customer_api
+from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
 from tests.support.helpers import SleepRecorder, make_config, value
@@ -110,7 +110,7 @@ async def open_rig(
     metrics = SelfMetrics(registry)
     clock, sleeps = Clock(), SleepRecorder()
     async with aiohttp.ClientSession() as session:
-        client = customer_api(
+        client = ApiClient(
             session,
             config.customers[0],
             config.poll,

@@ -31,7 +31,7 @@ from exporter.config import Config
 from exporter.metrics import SelfMetrics
 from exporter.redact import REDACTOR
 from exporter.runtime import Exporter
-from exporter.upstream.client import ApiClient, customer_api
+from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
 from tests.support.helpers import SleepRecorder, make_config, missing, require_binary, value
@@ -110,7 +110,7 @@ async def open_client(
     config = make_config(url, [c for c in CUSTOMERS if c["customer_id"] == customer_id], **poll)
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession(connector=connector, trust_env=trust_env) as session:
-        yield customer_api(
+        yield ApiClient(
             session,
             config.customers[0],
             config.poll,

@@ -33,7 +33,7 @@ from exporter.upstream.body import (
     read_bounded,
     too_deep,
 )
-from exporter.upstream.client import ApiClient, customer_api
+from exporter.upstream.client import ApiClient
 from exporter.upstream.detail import (
     MAX_DETAIL_CHARS,
     MAX_ERROR_BODY_BYTES,
@@ -466,7 +466,7 @@ async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     config = make_config(url, [customer_cfg], **poll)
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession() as session:
-        yield customer_api(
+        yield ApiClient(
             session,
             config.customers[0],
             config.poll,
