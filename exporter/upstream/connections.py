@@ -11,7 +11,6 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 import aiohttp
 
@@ -34,8 +33,8 @@ def ssl_context(customer: CustomerConfig) -> ssl.SSLContext | bool:
 
 
 class Connections:
-    """The API clients of every customer in `config`, keyed by customer id; sessions are
-    created by `open` and closed by `close` (or use `async with Connections(...) as conns:`)."""
+    """The API clients of every customer in `config`, keyed by customer id: `open` creates the
+    sessions and clients, `close` closes the sessions."""
 
     def __init__(
         self,
@@ -51,18 +50,6 @@ class Connections:
         self._clock = clock
         self.clients: dict[str, ApiClient] = {}
         self._sessions: list[aiohttp.ClientSession] = []
-
-    async def __aenter__(self) -> Connections:
-        self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def open(self) -> dict[str, ApiClient]:
         """One session (the customer's CA file, HTTPS_PROXY / NO_PROXY) and client a customer."""
