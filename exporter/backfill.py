@@ -31,6 +31,7 @@ from .log import get_logger
 from .metrics import DataIssues
 from .runtime import Exporter
 from .snapshot import merge_families
+from .timeutil import add_months
 from .upstream.client import ApiClient
 
 log = get_logger("backfill")
@@ -40,14 +41,6 @@ MAX_MONTHS = 12
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _next_month(moment: datetime) -> datetime:
-    return (
-        moment.replace(year=moment.year + 1, month=1)
-        if moment.month == 12
-        else moment.replace(month=moment.month + 1)
-    )
 
 
 async def _customer_months(
@@ -106,7 +99,7 @@ async def backfill(
     by_name: dict[str, list[tuple[Metric, list[float]]]] = {}
     for when in sorted(per_month):
         start = when.timestamp()
-        stop = min(_next_month(when).timestamp(), end)
+        stop = min(add_months(when, 1).timestamp(), end)
         stamps = [start + i * step for i in range(int((stop - start) // step) + 1)]
         stamps = [s for s in stamps if s < stop] or [start]
         for family in merge_families(per_month[when]):

@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from ..log import get_logger
+from ..timeutil import add_months
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
 from .current_usage import ASSIGNMENTS, add_current_usage
@@ -30,8 +31,7 @@ HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every licensing interv
 
 def months_back(now: datetime, months: int) -> str:
     """`yyyy-MM` of the month `months` before `now`'s month."""
-    index = now.year * 12 + now.month - 1 - months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return add_months(now.replace(day=1), -months).strftime("%Y-%m")
 
 
 class LicensingCollector(Collector):
