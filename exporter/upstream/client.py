@@ -136,13 +136,12 @@ class ApiClient:
                 outcome = self.decide(endpoint, answer, attempt, reauthenticated)
             if isinstance(outcome, ApiResponse):
                 return outcome
+            self._log_retry(endpoint, outcome)
             if outcome.reauthenticate:
                 reauthenticated = True
                 attempt -= 1  # the retry after a fresh token is not a failure of the API
                 self.tokens.invalidate(token)
-                self._log_reauthentication(endpoint, outcome)
                 continue
-            self._log_retry(endpoint, outcome)
             await self._sleep(outcome.delay)
 
     async def send(
@@ -253,29 +252,19 @@ class ApiClient:
     def _count(self, endpoint: str, code: str) -> None:
         self.metrics.api_requests.labels(self.customer.customer_id, endpoint, code).inc()
 
-    def _log_reauthentication(self, endpoint: str, outcome: Retry) -> None:
-        log.info(
-            "401 from Citrix Cloud; fetching a new token and retrying once",
-            extra={
-                "customer_id": self.customer.customer_id,
-                "endpoint": endpoint,
-                "txid": outcome.txid or "",
-            },
-        )
-
     def _report_invalid_utf8(self, endpoint: str) -> None:
         self._issues.report(
             "invalid_utf8", endpoint, "bytes that are not UTF-8 were replaced with U+FFFD"
         )
 
     def _log_retry(self, endpoint: str, outcome: Retry) -> None:
-        log.info(
-            "upstream request failed; retrying",
-            extra={
-                "customer_id": self.customer.customer_id,
-                "endpoint": endpoint,
-                "reason": outcome.reason,
-                "txid": outcome.txid or "",
-                "retry_in_seconds": round(outcome.delay, 2),
-            },
+        """Every retry is logged with the transaction id Citrix support asks for."""
+        extra: dict[str, object] = {"customer_id": self.customer.customer_id, "endpoint": endpoint}
+        if outcome.reauthenticate:
+            extra["txid"] = outcome.txid or ""
+            log.info("401 from Citrix Cloud; fetching a new token and retrying once", extra=extra)
+            return
+        extra.update(
+            reason=outcome.reason, txid=outcome.txid or "", retry_in_seconds=round(outcome.delay, 2)
         )
+        log.info("upstream request failed; retrying", extra=extra)
