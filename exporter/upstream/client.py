@@ -31,6 +31,7 @@ from .detail import (
     MAX_ERROR_BODY_BYTES,
     error_detail,
     exception_reason,
+    is_redirect,
     redirect_host,
     transaction_id,
 )
@@ -71,10 +72,6 @@ class Retry:
     reason: str
     txid: str | None = None
     reauthenticate: bool = False
-
-
-def is_redirect(status: int) -> bool:
-    return 300 <= status < 400
 
 
 class ApiClient:
