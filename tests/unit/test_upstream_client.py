@@ -122,6 +122,26 @@ async def open_rig(
         yield Rig(client, client.tokens, registry, clock, sleeps)
 
 
+@asynccontextmanager
+async def hanging_rig(
+    hostile: HostileUpstream, server: TestServer, suffix: str, **poll: Any
+) -> AsyncIterator[Rig]:
+    """A rig with a 0.1 s timeout whose upstream takes `suffix` requests and answers none of
+    them until the rig is closed (so the server can shut down)."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hostile.on(CUSTOMER, suffix, hang)
+    try:
+        async with open_rig(server, timeout=0.1, **poll) as rig:
+            yield rig
+    finally:
+        release.set()
+
+
 def answers(*responses: Callable[[], web.StreamResponse]) -> Callable[..., web.StreamResponse]:
     """A handler giving these answers in turn, then a good licensing answer."""
     queue = list(responses)
@@ -421,22 +441,12 @@ async def test_network_errors_are_retried_counted_as_error_then_reported(
 async def test_a_timeout_is_a_network_error_named_without_a_trailing_colon(
     hostile: HostileUpstream, server: TestServer
 ):
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=204)
-
-    hostile.on(CUSTOMER, CURRENT_SUFFIX, hang)
-    try:
-        async with open_rig(server, timeout=0.1, retry={"attempts": 2}) as rig:
-            with pytest.raises(UpstreamError) as caught:
-                await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
-            assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
-            assert rig.sleeps.delays == [0.75]
-            assert rig.requests("error") == 2
-    finally:
-        release.set()
+    async with hanging_rig(hostile, server, CURRENT_SUFFIX, retry={"attempts": 2}) as rig:
+        with pytest.raises(UpstreamError) as caught:
+            await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
+        assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
+        assert rig.sleeps.delays == [0.75]
+        assert rig.requests("error") == 2
 
 
 # --- log lines -------------------------------------------------------------------------------
@@ -762,21 +772,11 @@ async def test_token_failures_are_counted_with_a_safe_message(
 async def test_a_token_request_that_times_out_is_a_token_error(
     hostile: HostileUpstream, server: TestServer
 ):
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=204)
-
-    hostile.on(CUSTOMER, TOKEN_SUFFIX, hang)
-    try:
-        async with open_rig(server, timeout=0.1) as rig:
-            with pytest.raises(TokenError) as caught:
-                await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
-            assert str(caught.value) == "token request failed: TimeoutError"
-            assert rig.metric("citrix_token_request_failures_total") == 1
-    finally:
-        release.set()
+    async with hanging_rig(hostile, server, TOKEN_SUFFIX) as rig:
+        with pytest.raises(TokenError) as caught:
+            await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
+        assert str(caught.value) == "token request failed: TimeoutError"
+        assert rig.metric("citrix_token_request_failures_total") == 1
 
 
 async def test_a_success_resets_the_token_backoff(hostile: HostileUpstream, server: TestServer):
