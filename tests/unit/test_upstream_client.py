@@ -89,11 +89,6 @@ class Rig:
 
 
 @pytest.fixture
-def hostile() -> HostileUpstream:
-    return HostileUpstream()
-
-
-@pytest.fixture
 async def server(hostile: HostileUpstream, aiohttp_server: Callable[..., Any]) -> TestServer:
     return await aiohttp_server(hostile.app())
 

@@ -448,17 +448,6 @@ def test_next_link_that_is_not_a_valid_url_is_refused(link: str):
 # --- odata.py: iter_pages through a real ApiClient -----------------------------------------------
 
 
-@pytest.fixture
-def hostile() -> HostileUpstream:
-    return HostileUpstream()
-
-
-@pytest.fixture
-async def hostile_url(hostile: HostileUpstream, aiohttp_server: Any) -> str:
-    server = await aiohttp_server(hostile.app())
-    return str(server.make_url("")).rstrip("/")
-
-
 @asynccontextmanager
 async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     """An ApiClient with its TokenManager, wired as runtime.py wires them."""
