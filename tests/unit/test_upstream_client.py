@@ -29,7 +29,7 @@ from exporter.metrics import SelfMetrics
 from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
-from tests.support.helpers import SleepRecorder, make_config, value
+from tests.support.helpers import SleepRecorder, make_config, url_of, value
 from tests.support.hostile import (
     CURRENT_SUFFIX,
     HISTORY_SUFFIX,
@@ -98,7 +98,7 @@ async def open_rig(
     server: TestServer, *, jitter: float = 0.5, timeout: float = 5.0, **poll: Any
 ) -> AsyncIterator[Rig]:
     """Wired as runtime.py wires it, with a fixed clock, recorded sleeps and fixed jitter."""
-    url = str(server.make_url("")).rstrip("/")
+    url = url_of(server)
     customers = [{"customer_id": CUSTOMER, "client_id": CLIENT_ID, "client_secret": SECRET}]
     config = make_config(url, customers, timeout=timeout, **poll)
     registry = CollectorRegistry()
