@@ -17,7 +17,7 @@ from ..timeutil import add_months
 from ..upstream.client import ApiClient, ApiResponse
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
-from .current_usage import ASSIGNMENTS, add_current_usage
+from .current_usage import add_current_usage, add_per_assignment
 from .fields import Fields
 
 log = get_logger("licensing")
@@ -186,11 +186,8 @@ def add_month_gauges(
             labels,
             available,
         )
-    for assignment, key in ASSIGNMENTS:
-        usage = fields.object(entry, key, path=f"{path}.{key}")
-        if usage is None:
-            continue
-        for field, name, help_text in MONTH_FIELDS:
-            value = fields.count(usage, field, f"{path}.{key}.{field}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value, {"assignment": assignment})
+
+    def usage_of(key: str) -> dict[str, Any] | None:
+        return fields.object(entry, key, path=f"{path}.{key}")
+
+    add_per_assignment(gauges, labels, usage_of, MONTH_FIELDS, fields, f"{path}.")
