@@ -77,8 +77,8 @@ class Retry:
 class ApiClient:
     """GETs JSON from one customer's Citrix Cloud APIs on behalf of the collectors.
 
-    Built from the poll settings (retries, timeout, response cap) with its own token manager:
-    the one wiring of a customer's client, used by the exporter, backfill and the tests.
+    Built from the poll settings (retries, timeout, response cap) with its own token manager,
+    so a customer's client is wired one way (by `connections.Connections`, and by the tests).
     """
 
     def __init__(

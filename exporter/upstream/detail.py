@@ -41,6 +41,7 @@ def transaction_id(headers: Mapping[str, str]) -> str | None:
 
 
 def is_redirect(status: int) -> bool:
+    """A 3xx answer: refused, never followed, by API and token requests alike."""
     return 300 <= status < 400
 
 
