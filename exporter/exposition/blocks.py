@@ -69,7 +69,11 @@ def split(document: bytes) -> tuple[Block, ...]:
     if document.endswith(EOF_LINE):
         document = document[: -len(EOF_LINE)]
     headers = list(_HEADER.finditer(document))
-    if document[: headers[0].start() if headers else len(document)]:
+    if not headers:
+        if document:
+            raise ValueError("exposition text without a family's HELP line")
+        return ()
+    if headers[0].start():
         raise ValueError("exposition text does not start with a family's HELP line")
     ends = [match.start() for match in headers[1:]] + [len(document)]
     return tuple(
