@@ -74,7 +74,8 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
     """
     check_telemetry_path(telemetry_path)
     body = MetricsBody(exporter.store, exporter.own_registry)
-    by_name = make_aiohttp_handler(exporter.registry)
+    # prometheus_client filters by the names collectors describe: only the own metrics do.
+    by_name = make_aiohttp_handler(exporter.own_registry)
     poller = exporter.poller
 
     async def metrics(request: web.Request) -> web.StreamResponse:
