@@ -23,6 +23,7 @@ from .collector.monitor import MonitorCollector
 from .collector.partner import PartnerCollector
 from .collector.products import ProductsCollector
 from .config import Config
+from .exposition.scrape import Combined
 from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
 from .poller import Poller, PollJob, StatusCollector
@@ -59,17 +60,20 @@ class Exporter:
     ) -> None:
         self.config = config
         self._clock = clock
-        self.registry = CollectorRegistry()
-        self.metrics = SelfMetrics(self.registry)
+        # The own metrics are rendered at every scrape, the published results when published
+        # (exposition.scrape); `registry` holds both, for --once and whole-registry readers.
+        self.own_registry = CollectorRegistry()
+        self.metrics = SelfMetrics(self.own_registry)
         self.store = SnapshotStore(config.poll.max_staleness, clock)
-        self.registry.register(self.store)
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-                self.registry.register(collector)
+                self.own_registry.register(collector)
         self.connections = Connections(config, self.metrics, sleep=sleep, clock=clock)
         self.api_clients: dict[str, ApiClient] = self.connections.clients
         self.poller = Poller([], self.store, clock, config.poll.max_series)
-        self.registry.register(StatusCollector(self.poller))
+        self.own_registry.register(StatusCollector(self.poller))
+        self.registry = CollectorRegistry()
+        self.registry.register(Combined(self.own_registry, self.store))
 
     async def __aenter__(self) -> Exporter:
         await self.open()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
 from .durations import format_duration
+from .exposition.scrape import MetricsBody, negotiate, wants_gzip
 from .log import shown_error
 from .poller import Poller
 from .runtime import Exporter
@@ -66,14 +67,27 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 
 
 def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
-    """The aiohttp application; /metrics renders the snapshot and never calls upstream.
+    """The aiohttp application; /metrics serves the snapshot and never calls upstream.
 
     ValueError if `telemetry_path` breaks the rules of `web_address.check_telemetry_path`
     (the config and the flag were checked by the same function; this guards other callers).
     """
     check_telemetry_path(telemetry_path)
-    metrics_handler = make_aiohttp_handler(exporter.registry)
+    body = MetricsBody(exporter.store, exporter.own_registry)
+    # prometheus_client filters by the names collectors describe: only the own metrics do.
+    by_name = make_aiohttp_handler(exporter.own_registry)
     poller = exporter.poller
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        """The pre-rendered document; `?name[]=` filters go to prometheus_client as before."""
+        if "name[]" in request.query:
+            return await by_name(request)
+        fmt, content_type = negotiate(",".join(request.headers.getall(hdrs.ACCEPT, [])))
+        gzip = wants_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+        headers = {hdrs.CONTENT_TYPE: content_type}
+        if gzip:
+            headers[hdrs.CONTENT_ENCODING] = "gzip"
+        return web.Response(body=await body.render(fmt, gzip), headers=headers)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -87,7 +101,7 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
         return web.Response(text=landing_page(poller, telemetry_path), content_type="text/html")
 
     app = web.Application()
-    app.router.add_get(telemetry_path, metrics_handler)  # a plain path: no '{' allowed
+    app.router.add_get(telemetry_path, metrics)  # a plain path: no '{' allowed
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -20,8 +21,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 import exporter.poller as poller_module
 from exporter.collector.base import SeriesLimitError
 from exporter.config import DEFAULT_MAX_SERIES
+from exporter.exposition.blocks import Rendered, join, render
 from exporter.log import MAX_ERROR_CHARS
 from exporter.poller import (
+    INLINE_RENDER_MAX_SERIES,
     Poller,
     PollJob,
     ResultRejectedError,
@@ -361,6 +364,32 @@ async def test_a_result_that_cannot_be_rendered_fails_its_poll(mono: Monotonic) 
     assert job.status.last_error == str(caught.value)
     # The last good result stays; the broken one never reaches a scrape.
     assert value(served(store), "citrix_x", customer_id="acme") == 1
+
+
+async def test_a_large_result_renders_in_a_worker_thread_with_the_same_checks(
+    mono: Monotonic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+
+    def recording_render(families: list[Metric]) -> Rendered:
+        threads.append(threading.get_ident())
+        return render(families)
+
+    monkeypatch.setattr(poller_module, "render", recording_render)
+    small = gauge("acme", 2.0, series=INLINE_RENDER_MAX_SERIES)
+    large = gauge("acme", 3.0, series=INLINE_RENDER_MAX_SERIES + 1)
+    collector = Scripted("monitor", [[small], [large], [large, unrenderable()]])
+    job = PollJob("acme", collector, 60)  # type: ignore[arg-type]
+    poller, store = make_poller(job)
+    assert await poller.poll_once(job) is True
+    assert await poller.poll_once(job) is True
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread and threads[1] != loop_thread
+    assert samples(join(r.text for r in store.rendered()).decode()) == samples(served(store))
+    assert value(served(store), "citrix_x", customer_id="acme", n="0") == 3
+    assert await poller.poll_once(job) is False  # rejected in the thread as on the loop
+    assert job.status.last_error is not None
+    assert job.status.last_error.startswith("result cannot be rendered as metrics")
 
 
 def test_error_text_is_cut_to_the_limit_with_an_ellipsis() -> None:

@@ -1,7 +1,8 @@
 """The snapshot store: what /metrics serves after publishes, failures, drops and expiry.
 
-Every test reads the store the way a scrape does (`collect()`, rendered by prometheus_client),
-with a clock the test moves by hand, so the max_staleness boundary is exact.
+Every test reads the store both ways it is read: as /metrics does (the results' pre-rendered
+text, joined) and as `--once` does (`collect()`, rendered by prometheus_client), which must
+agree, with a clock the test moves by hand, so the max_staleness boundary is exact.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.exposition.blocks import join
 from exporter.snapshot import SnapshotStore, merge_families
 from tests.support.helpers import samples
 
@@ -34,10 +36,12 @@ def served(store: SnapshotStore) -> dict[str, float]:
     """{customer_id: value} of citrix_x as a scrape renders it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(store)
-    text = generate_latest(registry).decode()
+    collected = generate_latest(registry).decode()
+    joined = join(rendered.text for rendered in store.rendered()).decode()
+    assert samples(joined) == samples(collected)
     return {
         dict(labels)["customer_id"]: v
-        for (name, labels), v in samples(text).items()
+        for (name, labels), v in samples(joined).items()
         if name == "citrix_x"
     }
 
@@ -167,3 +171,20 @@ def test_merge_families_keeps_one_family_per_name_and_type() -> None:
     timed = GaugeMetricFamily("citrix_t_seconds", "T.", unit="seconds", labels=["customer_id"])
     timed.add_metric(["acme"], 3)
     assert [f.unit for f in merge_families([[timed]])] == ["seconds"]
+
+
+def test_the_version_changes_only_when_what_is_served_changes() -> None:
+    clock = Clock(0.0)
+    store = SnapshotStore(60, clock)
+    versions = [store.version]
+    store.publish(ACME, [gauge("acme", 1)])
+    versions.append(store.version)
+    store.mark_failed(ACME)  # still served: same version
+    store.drop(GLOBEX)  # nothing to drop: same version
+    assert store.version == versions[-1]
+    clock.now = 61.0
+    store.expire()  # ACME's values go
+    versions.append(store.version)
+    store.expire()
+    assert store.version == versions[-1]
+    assert len(set(versions)) == 3

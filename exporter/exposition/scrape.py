@@ -1,0 +1,125 @@
+"""The /metrics body: published results joined once per change, own metrics rendered now.
+
+A scrape at a thousand customers serves tens of thousands of series. Rendering them all again
+on every scrape, on the event loop, froze polls, token refreshes and /healthz for hundreds of
+milliseconds; here the published results' text was rendered when each was published, and the
+body joined from it is kept until the snapshot store's `version` changes. The exporter's own
+metrics (citrix_up, request counters, process metrics) are rendered at every scrape, so they
+are current, and appended. Everything that grows with the number of customers (joining,
+rendering the own metrics, gzip) runs in a worker thread; the event loop only picks the cached
+body or the list of results to join.
+
+gzip without recompressing an unchanged body: the cached body's compressed form is kept with
+the compressor's state after it (flushed to a byte boundary), and each scrape continues a copy
+of that state with its own metrics. The result is one ordinary single-member gzip stream.
+
+Negotiation is prometheus_client's (`choose_encoder`), content type included. The text is
+rendered with its default name escaping; every name this exporter writes is a legacy
+Prometheus name, which every escaping scheme leaves as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import zlib
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
+
+from ..snapshot import SnapshotStore
+from .blocks import Format, join
+
+GZIP_LEVEL = 6  # zlib's default, what the aiohttp compression served before
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
+
+
+def negotiate(accept: str) -> tuple[Format, str]:
+    """The format and Content-Type prometheus_client would answer `accept` with."""
+    _, content_type = choose_encoder(accept)
+    if content_type.startswith("application/openmetrics-text"):
+        return Format.OPENMETRICS, content_type
+    return Format.TEXT, content_type
+
+
+def wants_gzip(accept_encoding: str) -> bool:
+    return gzip_accepted(accept_encoding)
+
+
+def render_own(registry: Collector, fmt: Format) -> bytes:
+    """The own metrics in `fmt`; in OpenMetrics this ends the document (`# EOF`)."""
+    if fmt is Format.OPENMETRICS:
+        document: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+        return document
+    return generate_latest(registry)
+
+
+class Published:
+    """The joined body of the published results at one store version, and its gzip state."""
+
+    def __init__(self, version: int, body: bytes) -> None:
+        self.version = version
+        self.body = body
+        self._gzip: tuple[bytes, zlib._Compress] | None = None
+        self._lock = threading.Lock()  # scrapes finish in worker threads
+
+    def _gzip_state(self) -> tuple[bytes, zlib._Compress]:
+        with self._lock:
+            if self._gzip is None:
+                compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+                prefix = compressor.compress(self.body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                self._gzip = (prefix, compressor)
+            return self._gzip
+
+    def finish(self, tail: bytes, gzip: bool) -> bytes:
+        """The whole document: this body, then `tail`; gzip-compressed if `gzip`."""
+        if not gzip:
+            return self.body + tail
+        prefix, compressor = self._gzip_state()
+        rest = compressor.copy()  # the cached state stays at the end of the body
+        return prefix + rest.compress(tail) + rest.flush()
+
+
+class MetricsBody:
+    """Builds /metrics bodies from a snapshot store and the registry of the own metrics."""
+
+    def __init__(self, store: SnapshotStore, own: Collector) -> None:
+        self._store = store
+        self._own = own
+        self._published: dict[Format, Published] = {}
+        self._lock = asyncio.Lock()
+
+    async def _current(self, fmt: Format) -> Published:
+        """The joined body for the store as it is now: cached, or joined in a worker thread."""
+        async with self._lock:  # concurrent scrapes of a changed store join once
+            self._store.expire()
+            cached = self._published.get(fmt)
+            if cached is not None and cached.version == self._store.version:
+                return cached
+            version = self._store.version
+            results = [rendered.blocks(fmt) for rendered in self._store.rendered()]
+            published = Published(version, await asyncio.to_thread(join, results))
+            self._published[fmt] = published
+            return published
+
+    async def render(self, fmt: Format, gzip: bool) -> bytes:
+        published = await self._current(fmt)
+        return await asyncio.to_thread(self._finish, published, fmt, gzip)
+
+    def _finish(self, published: Published, fmt: Format, gzip: bool) -> bytes:
+        return published.finish(render_own(self._own, fmt), gzip)
+
+
+class Combined(Collector):
+    """Several collectors (or registries) collected as one, in order."""
+
+    def __init__(self, *sources: Collector | CollectorRegistry) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterable[Metric]:
+        for source in self._sources:
+            yield from source.collect()
