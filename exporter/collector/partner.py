@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from ..log import get_logger
+from ..log import LogOnce, get_logger
 from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
@@ -64,7 +64,7 @@ class PartnerCollector(Collector):
         self.config = ctx.customer.collectors.partner
         self.partner_id = self.config.partner_id or ctx.customer_id
         self.fields = Fields(ctx.issues)
-        self._missing_logged: set[str] = set()
+        self._missing_logged: LogOnce[str] = LogOnce()
         self._calls = 0
         self._not_found = 0
 
@@ -144,14 +144,13 @@ class PartnerCollector(Collector):
         try:
             response = await self.ctx.api.get_json(endpoint, url)
         except NotEntitledError:
-            if not quiet and endpoint not in self._missing_logged:
-                self._missing_logged.add(endpoint)
+            if not quiet and self._missing_logged.first(endpoint):
                 log.info(
                     "partner call answered 404; skipping it (check the configured path)",
                     extra={"customer_id": self.ctx.customer_id, "endpoint": endpoint},
                 )
             return None
-        self._missing_logged.discard(endpoint)
+        self._missing_logged.clear(endpoint)
         return response
 
     # -- summaries -------------------------------------------------------------------------
