@@ -49,8 +49,3 @@ def parse_timestamp(value: str) -> datetime:
     if not EARLIEST <= parsed < LATEST:
         raise OutOfRangeError(f"timestamp out of range: {value[:64]!r}")
     return parsed
-
-
-def to_epoch(value: str) -> float:
-    """Seconds since the epoch, the unit of every `_timestamp_seconds` metric."""
-    return parse_timestamp(value).timestamp()

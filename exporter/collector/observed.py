@@ -52,13 +52,6 @@ def flag(fields: Fields, data: dict[str, Any], key: str, path: str) -> float | N
     return None
 
 
-def optional_timestamp(fields: Fields, data: dict[str, Any], key: str, path: str) -> float | None:
-    """Like `Fields.timestamp`, but a null or absent value is expected (never reported)."""
-    if data.get(key) is None:
-        return None
-    return fields.timestamp(data, key, path)
-
-
 def month_of(now: float) -> str:
     """`yyyy-MM` of the UTC month containing the Unix time `now`."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
