@@ -28,7 +28,7 @@ log = get_logger("products")
 
 ENDPOINT = "licensing_product_current"
 LABELS = ["customer_id", "product", "edition"]
-HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every licensing interval."
+HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every products interval."
 # The observed answer leaves these out; read them when present, as in ud/current.
 OPTIONAL_SECTIONS = (
     "userLicenseUsage", "deviceLicenseUsage", "nextExpiredLicenses", "nextActivatingLicense",
