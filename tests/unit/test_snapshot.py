@@ -10,18 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.snapshot import SnapshotStore, merge_families
-from tests.support.helpers import samples
+from tests.support.helpers import Clock, samples
 
 ACME = ("acme", "licensing")
 GLOBEX = ("globex", "licensing")
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def gauge(customer_id: str, value: float, name: str = "citrix_x", help_text: str = "X.") -> Metric:
@@ -98,7 +90,7 @@ def test_a_success_after_failures_makes_the_values_fresh_again() -> None:
 
 
 def test_drop_forgets_at_once_and_only_that_key() -> None:
-    store = SnapshotStore(3600, Clock())
+    store = SnapshotStore(3600, Clock(1000.0))
     store.publish(ACME, [gauge("acme", 1)])
     store.publish(GLOBEX, [gauge("globex", 2)])
     assert served(store) == {"acme": 1, "globex": 2}  # merged and cached
@@ -109,7 +101,7 @@ def test_drop_forgets_at_once_and_only_that_key() -> None:
 
 
 def test_the_merge_follows_publishes_between_scrapes() -> None:
-    store = SnapshotStore(3600, Clock())
+    store = SnapshotStore(3600, Clock(1000.0))
     store.publish(GLOBEX, [gauge("globex", 2)])
     assert served(store) == {"globex": 2}
     store.publish(ACME, [gauge("acme", 1)])
@@ -118,7 +110,7 @@ def test_the_merge_follows_publishes_between_scrapes() -> None:
 
 
 def test_collect_merges_in_key_order_under_the_first_help() -> None:
-    store = SnapshotStore(3600, Clock())
+    store = SnapshotStore(3600, Clock(1000.0))
     # Published out of order; the merge orders by (customer_id, collector).
     store.publish(GLOBEX, [gauge("globex", 2, help_text="From globex.")])
     store.publish(("acme", "monitor"), [gauge("acme-monitor", 4, help_text="From monitor.")])
