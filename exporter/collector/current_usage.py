@@ -86,8 +86,7 @@ def add_current_usage(
             continue
         for field, name, help_text in PER_ASSIGNMENT:
             value = fields.count(usage, field, f"{prefix}{key}.{field}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value, {"assignment": assignment})
+            gauges.add(name, help_text, labels, value, {"assignment": assignment})
     for key, entries in SECTIONS.items():
         values = section(key)
         if values is None:
@@ -95,5 +94,4 @@ def add_current_usage(
         for field, is_time, name, help_text in entries:
             path = f"{prefix}{key}.{field}"
             value = (fields.timestamp if is_time else fields.count)(values, field, path)
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(name, help_text, labels, value)

@@ -83,15 +83,11 @@ class LicenseServersCollector(Collector):
             seen.add(fqdn)
             labels = [self.ctx.customer_id, fqdn]
             for key, name, help_text in FLAGS:
-                value = flag(fields, server, key, f"{path}.{key}")
-                if value is not None:
-                    gauges.add(name, help_text, labels, value)
+                gauges.add(name, help_text, labels, flag(fields, server, key, f"{path}.{key}"))
             for key, name, help_text in TIMES:
                 if server.get(key) is None:
                     continue  # never reported / no expiry: absent, not an issue
-                when = fields.timestamp(server, key, f"{path}.{key}")
-                if when is not None:
-                    gauges.add(name, help_text, labels, when)
+                gauges.add(name, help_text, labels, fields.timestamp(server, key, f"{path}.{key}"))
 
     async def _add_usage(self, gauges: GaugeSet, template: str) -> None:
         month = month_of(self.ctx.clock())

@@ -158,25 +158,23 @@ class PartnerCollector(Collector):
     def _onprem_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
         labels = [self.ctx.customer_id]
         for kind, key in ONPREM_USERS:
-            value = self.fields.count(data, key, f"onprem_summary.{key}")
-            if value is not None:
-                gauges.add(
-                    "citrix_partner_onprem_users",
-                    "Users of on-premises Citrix Virtual Apps and Desktops across the "
-                    "partner's customers, total, paid or free, as the summary states.",
-                    labels,
-                    value,
-                    {"kind": kind},
-                )
+            gauges.add(
+                "citrix_partner_onprem_users",
+                "Users of on-premises Citrix Virtual Apps and Desktops across the "
+                "partner's customers, total, paid or free, as the summary states.",
+                labels,
+                self.fields.count(data, key, f"onprem_summary.{key}"),
+                {"kind": kind},
+            )
         for key, name, help_text in (
             ("licenseServers", "citrix_partner_onprem_license_servers",
              "License Servers of the partner's on-premises customers, as the summary states."),
             ("customers", "citrix_partner_onprem_customers",
              "Customers with on-premises usage, as the partner summary states."),
         ):  # fmt: skip
-            value = self.fields.count(data, key, f"onprem_summary.{key}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(
+                name, help_text, labels, self.fields.count(data, key, f"onprem_summary.{key}")
+            )
 
     def _daas_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
         labels = [self.ctx.customer_id]
@@ -191,9 +189,7 @@ class PartnerCollector(Collector):
              "Citrix DaaS license overage across the partner's customers, as the summary "
              "states."),
         ):  # fmt: skip
-            value = self.fields.count(data, key, f"daas_summary.{key}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(name, help_text, labels, self.fields.count(data, key, f"daas_summary.{key}"))
 
     # -- per customer ----------------------------------------------------------------------
 
@@ -228,16 +224,14 @@ class PartnerCollector(Collector):
     def _onprem_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
         for kind, key in ONPREM_USERS:
-            value = self.fields.count(tenant.figures, key, f"onprem_customers.{key}")
-            if value is not None:
-                gauges.add(
-                    "citrix_partner_tenant_onprem_users",
-                    "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
-                    "partner's customers: total, paid or free.",
-                    labels,
-                    value,
-                    {"kind": kind},
-                )
+            gauges.add(
+                "citrix_partner_tenant_onprem_users",
+                "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
+                "partner's customers: total, paid or free.",
+                labels,
+                self.fields.count(tenant.figures, key, f"onprem_customers.{key}"),
+                {"kind": kind},
+            )
 
     def _daas_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
@@ -259,8 +253,7 @@ class PartnerCollector(Collector):
              "Citrix DaaS license overage of one of the partner's customers (licenseOverage, "
              "else max(0, users - licenses)).", overage),
         ):  # fmt: skip
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(name, help_text, labels, value)
 
     async def _active_use(self, gauges: GaugeSet, tenants: list[Tenant]) -> None:
         """The observed per-customer active-use call, `active_use_concurrency` at a time."""
@@ -289,13 +282,11 @@ class PartnerCollector(Collector):
                 continue
             labels = [self.ctx.customer_id, *tenant.labels]
             for model, key in (("ccu", "ccuActiveUse"), ("ud", "udActiveUse")):
-                value = self.fields.count(response.data, key, f"active_use.{key}")
-                if value is not None:
-                    gauges.add(
-                        "citrix_partner_tenant_daas_active_users",
-                        "Active use of Citrix DaaS by one of the partner's customers, by "
-                        "license model: ccu (ccuActiveUse) or ud (udActiveUse).",
-                        labels,
-                        value,
-                        {"model": model},
-                    )
+                gauges.add(
+                    "citrix_partner_tenant_daas_active_users",
+                    "Active use of Citrix DaaS by one of the partner's customers, by "
+                    "license model: ccu (ccuActiveUse) or ud (udActiveUse).",
+                    labels,
+                    self.fields.count(response.data, key, f"active_use.{key}"),
+                    {"model": model},
+                )
