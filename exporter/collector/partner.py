@@ -31,7 +31,7 @@ from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
-from .observed import NAME_LIMIT, object_list, observed_url, text_label
+from .observed import NAME_LIMIT, UniqueKeys, object_list, observed_url, text_label
 
 log = get_logger("partner")
 
@@ -196,17 +196,12 @@ class PartnerCollector(Collector):
     def _tenants(self, data: Any, path: str) -> list[Tenant]:
         """The customers of one list with a usable id; a repeated id is reported and skipped."""
         tenants: list[Tenant] = []
-        ids: set[str] = set()
+        ids = UniqueKeys(self.fields, f"{path}.customerId")
         for entry in object_list(self.fields, data, LIST_KEY, path):
             name = text_label(self.fields, entry, NAME_KEYS, f"{path}.accountName")
             tenant_id = self._tenant_id(entry, path) or name
-            if tenant_id is None:
-                continue
-            if tenant_id in ids:
-                self.ctx.issues.report("duplicate", f"{path}.customerId", tenant_id)
-                continue
-            ids.add(tenant_id)
-            tenants.append(Tenant(tenant_id, name or "unknown", entry))
+            if tenant_id is not None and ids.new(tenant_id):
+                tenants.append(Tenant(tenant_id, name or "unknown", entry))
         return tenants
 
     def _tenant_id(self, entry: dict[str, Any], path: str) -> str | None:
