@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -315,8 +315,9 @@ class MonitorCollector(Collector):
         return gauges.families()
 
     def _machine_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
+        # Each counted by (delivery group, state); maintenance has no state label ("").
         registration: Counter[tuple[str, str]] = Counter()
-        maintenance: Counter[str] = Counter()
+        maintenance: Counter[tuple[str, str]] = Counter()
         faulted: Counter[tuple[str, str]] = Counter()
         power: Counter[tuple[str, str]] = Counter()
         for key, count in counts.items():
@@ -328,41 +329,30 @@ class MonitorCollector(Collector):
             fault_name = self._enum(FAULT_STATE, fault, "FaultState")
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
-            maintenance[group] += count if in_maintenance is True else 0
-        for group in live:
-            maintenance.setdefault(group, 0)
-            for name in REGISTRATION_STATE.values():
-                registration.setdefault((group, name), 0)
-            for name in FAULTED_STATES.values():
-                faulted.setdefault((group, name), 0)
-            for name in POWER_STATE.values():
-                power.setdefault((group, name), 0)
+            maintenance[(group, "")] += count if in_maintenance is True else 0
+        # (metric, help, state label, counts, the states a live group always shows, 0 or not)
+        metrics: tuple[tuple[str, str, str, Counter[tuple[str, str]], Iterable[str]], ...] = (
+            ("citrix_machines",
+             "Active machines (LifecycleState 0) by CurrentRegistrationState.",
+             "registration_state", registration, REGISTRATION_STATE.values()),
+            ("citrix_machines_in_maintenance",
+             "Active machines in maintenance mode.",
+             "", maintenance, ("",)),
+            ("citrix_machines_faulted",
+             "Active machines with a fault (FaultState other than unknown or none).",
+             "fault_state", faulted, FAULTED_STATES.values()),
+            ("citrix_machines_by_power_state",
+             "Active machines by CurrentPowerState.",
+             "power_state", power, POWER_STATE.values()),
+        )  # fmt: skip
         cid = self.ctx.customer_id
         gauges = GaugeSet(["customer_id", "delivery_group"], HELP_SUFFIX)
-        for (group, state), count in sorted(registration.items()):
-            gauges.add(
-                "citrix_machines",
-                "Active machines (LifecycleState 0) by CurrentRegistrationState.",
-                [cid, group], count, {"registration_state": state},
-            )  # fmt: skip
-        for group, count in sorted(maintenance.items()):
-            gauges.add(
-                "citrix_machines_in_maintenance",
-                "Active machines in maintenance mode.",
-                [cid, group], count,
-            )  # fmt: skip
-        for (group, state), count in sorted(faulted.items()):
-            gauges.add(
-                "citrix_machines_faulted",
-                "Active machines with a fault (FaultState other than unknown or none).",
-                [cid, group], count, {"fault_state": state},
-            )  # fmt: skip
-        for (group, state), count in sorted(power.items()):
-            gauges.add(
-                "citrix_machines_by_power_state",
-                "Active machines by CurrentPowerState.",
-                [cid, group], count, {"power_state": state},
-            )  # fmt: skip
+        for name, help_text, label, by_state, states in metrics:
+            for group in live:
+                for state in states:
+                    by_state.setdefault((group, state), 0)
+            for (group, state), count in sorted(by_state.items()):
+                gauges.add(name, help_text, [cid, group], count, {label: state} if label else None)
         return gauges.families()
 
     def _group_info(self, live: list[str]) -> list[Metric]:
