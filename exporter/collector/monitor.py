@@ -381,21 +381,16 @@ class MonitorCollector(Collector):
             "$orderby": "FailureDate",
         }
         new: Counter[str] = Counter()
-        async for rows in self._pages("ConnectionFailureLogs", params):
-            for row in rows:
-                when = self.fields.timestamp(
-                    row, "FailureDate", "ConnectionFailureLogs.FailureDate"
-                )
-                key = row.get("Id")
-                if when is None or key is None:
-                    continue
-                if self._failure_marks.is_new(str(key), when):
-                    reason = self._enum(
-                        SESSION_FAILURE_CODE,
-                        row.get("ConnectionFailureEnumValue"),
-                        "ConnectionFailureEnumValue",
-                    )
-                    new[reason] += 1
+        rows = self._new_rows(
+            "ConnectionFailureLogs", params, self._failure_marks, "FailureDate", "Id"
+        )
+        async for row in rows:
+            reason = self._enum(
+                SESSION_FAILURE_CODE,
+                row.get("ConnectionFailureEnumValue"),
+                "ConnectionFailureEnumValue",
+            )
+            new[reason] += 1
         self._failures.update(new)
 
     def _failure_family(self) -> Metric:
@@ -418,17 +413,13 @@ class MonitorCollector(Collector):
             "$select": "SessionKey,StartDate,LogOnDuration",
             "$expand": "Machine($select=DesktopGroupId)",
         }
-        async for rows in self._pages("Sessions", params):
-            for row in rows:
-                when = self.fields.timestamp(row, "StartDate", "Sessions.StartDate")
-                key = row.get("SessionKey")
-                if when is None or key is None or not self._logon_marks.is_new(str(key), when):
-                    continue
-                duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
-                if duration is None:
-                    continue
-                group = self._group_name(_machine_group(row))
-                self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)
+        rows = self._new_rows("Sessions", params, self._logon_marks, "StartDate", "SessionKey")
+        async for row in rows:
+            duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
+            if duration is None:
+                continue
+            group = self._group_name(_machine_group(row))
+            self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)
 
     def _logon_family(self) -> Metric:
         family = HistogramMetricFamily(
@@ -457,6 +448,23 @@ class MonitorCollector(Collector):
             max_pages=self.config.max_pages,
             limiter=self._limiter,
         )
+
+    async def _new_rows(
+        self,
+        entity_set: str,
+        params: dict[str, str],
+        marks: Watermark,
+        time_field: str,
+        key_field: str,
+    ) -> AsyncIterator[Row]:
+        """The rows of an incremental query not seen before: with a readable time and a key,
+        and new to `marks` (the overlap of each query re-reads the rows near its start)."""
+        async for rows in self._pages(entity_set, params):
+            for row in rows:
+                when = self.fields.timestamp(row, time_field, f"{entity_set}.{time_field}")
+                key = row.get(key_field)
+                if when is not None and key is not None and marks.is_new(str(key), when):
+                    yield row
 
     def _enum(self, table: dict[int, str], value: object, field: str) -> str:
         if isinstance(value, int) and not isinstance(value, bool) and value in table:
