@@ -374,15 +374,12 @@ class MonitorCollector(Collector):
     # -- incremental: connection failures --------------------------------------------------
 
     async def _poll_failures(self) -> None:
-        since = odata_datetime(self._failure_marks.since())
-        params = {
-            "$filter": f"FailureDate gt {since}",
-            "$select": "Id,FailureDate,ConnectionFailureEnumValue",
-            "$orderby": "FailureDate",
-        }
         new: Counter[str] = Counter()
         rows = self._new_rows(
-            "ConnectionFailureLogs", params, self._failure_marks, "FailureDate", "Id"
+            "ConnectionFailureLogs",
+            self._failure_marks,
+            ("FailureDate", "Id"),
+            {"$select": "Id,FailureDate,ConnectionFailureEnumValue", "$orderby": "FailureDate"},
         )
         async for row in rows:
             reason = self._enum(
@@ -407,13 +404,16 @@ class MonitorCollector(Collector):
     # -- incremental: logon durations ------------------------------------------------------
 
     async def _poll_logons(self) -> None:
-        since = odata_datetime(self._logon_marks.since())
-        params = {
-            "$filter": f"StartDate gt {since} and LogOnDuration ne null",
-            "$select": "SessionKey,StartDate,LogOnDuration",
-            "$expand": "Machine($select=DesktopGroupId)",
-        }
-        rows = self._new_rows("Sessions", params, self._logon_marks, "StartDate", "SessionKey")
+        rows = self._new_rows(
+            "Sessions",
+            self._logon_marks,
+            ("StartDate", "SessionKey"),
+            {
+                "$select": "SessionKey,StartDate,LogOnDuration",
+                "$expand": "Machine($select=DesktopGroupId)",
+            },
+            also=" and LogOnDuration ne null",
+        )
         async for row in rows:
             duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
             if duration is None:
@@ -452,13 +452,20 @@ class MonitorCollector(Collector):
     async def _new_rows(
         self,
         entity_set: str,
-        params: dict[str, str],
         marks: Watermark,
-        time_field: str,
-        key_field: str,
+        fields: tuple[str, str],
+        params: dict[str, str],
+        also: str = "",
     ) -> AsyncIterator[Row]:
-        """The rows of an incremental query not seen before: with a readable time and a key,
-        and new to `marks` (the overlap of each query re-reads the rows near its start)."""
+        """The rows of `entity_set` after `marks`' start (and matching `also`) not counted yet.
+
+        `fields` names a row's time and key. A row without a readable time (reported) or a key
+        is skipped, and so is one `marks` has seen: each query overlaps the one before, so it
+        re-reads the rows near its start.
+        """
+        time_field, key_field = fields
+        since = odata_datetime(marks.since())
+        params = {"$filter": f"{time_field} gt {since}{also}", **params}
         async for rows in self._pages(entity_set, params):
             for row in rows:
                 when = self.fields.timestamp(row, time_field, f"{entity_set}.{time_field}")
