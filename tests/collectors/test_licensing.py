@@ -244,6 +244,17 @@ async def hostile_exporter(
     return await exporter_factory(make_config(url, [ODD, GOOD]), clock=clock)
 
 
+async def history_exporter(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    exporter_factory: Callable[..., Awaitable[Exporter]],
+    answers: Answers,
+) -> Exporter:
+    """The two customers at HOSTILE_NOW, odd1's licence history answered by `answers`."""
+    hostile = HostileUpstream()
+    hostile.on("odd1", HISTORY_SUFFIX, answers)
+    return await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+
+
 def status_of(exporter: Exporter, customer_id: str) -> PollStatus:
     [job] = [job for job in exporter.poller.jobs if job.key == (customer_id, "licensing")]
     return job.status
@@ -295,9 +306,7 @@ async def test_history_shows_the_current_month_even_when_a_later_one_is_reported
             month_entry("2026-05", 50, (5, 5, 5), (5, 5, 5)),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     june = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
     assert value(text, "citrix_licenses_month_start_timestamp_seconds", **ODD_LABELS) == june
@@ -335,9 +344,7 @@ async def test_history_without_the_current_month_shows_the_latest_reported(
             month_entry("2026-03", 30),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     may = datetime(2026, 5, 1, tzinfo=UTC).timestamp()
     assert value(text, "citrix_licenses_month_start_timestamp_seconds", **ODD_LABELS) == may
@@ -354,9 +361,7 @@ async def test_odd_history_entries_are_left_out_and_counted_by_field(
             month_entry("2026-06", -1, ["not", "an", "object"], (9, "many", 1)),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     with real_log_output("json") as (stream, _):
         text = await poll(exporter)
     june = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
@@ -398,9 +403,7 @@ async def test_history_that_is_not_a_list_of_months_gives_no_month_series(
 ):
     answers = Answers()
     answers.history = history
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     with real_log_output("json") as (stream, _):
         text = await poll(exporter)
     assert data_issue_logs(stream) == issues
@@ -453,9 +456,7 @@ async def test_history_unavailable_from_the_start_still_exports_current_usage(
 ):
     answers = Answers()
     answers.status = 403
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     assert value(text, "citrix_up", customer_id="odd1", collector="licensing") == 1
     assert value(text, "citrix_licenses_available", **ODD_LABELS) == 25
@@ -465,9 +466,7 @@ async def test_history_unavailable_from_the_start_still_exports_current_usage(
 async def test_licensing_families_help_and_label_names(aiohttp_server, exporter_factory):
     answers = Answers()
     answers.history = {"historicalUsageList": [month_entry("2026-06", 60)]}
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     helps = dict(
         line.removeprefix("# HELP ").split(" ", 1)
