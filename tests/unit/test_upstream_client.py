@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -112,22 +112,6 @@ async def open_rig(
             jitter=lambda: jitter,
         )
         yield Rig(client, client.tokens, registry, clock, sleeps)
-
-
-@contextmanager
-def hanging(hostile: HostileUpstream, suffix: str) -> Iterator[None]:
-    """Requests to `suffix` get no answer until the block ends: they can only time out."""
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=204)
-
-    hostile.on(CUSTOMER, suffix, hang)
-    try:
-        yield
-    finally:
-        release.set()
 
 
 def answers(*responses: Callable[[], web.StreamResponse]) -> Callable[..., web.StreamResponse]:
@@ -429,13 +413,22 @@ async def test_network_errors_are_retried_counted_as_error_then_reported(
 async def test_a_timeout_is_a_network_error_named_without_a_trailing_colon(
     hostile: HostileUpstream, server: TestServer
 ):
-    with hanging(hostile, CURRENT_SUFFIX):
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hostile.on(CUSTOMER, CURRENT_SUFFIX, hang)
+    try:
         async with open_rig(server, timeout=0.1, retry={"attempts": 2}) as rig:
             with pytest.raises(UpstreamError) as caught:
                 await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
             assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
             assert rig.sleeps.delays == [0.75]
             assert rig.requests("error") == 2
+    finally:
+        release.set()
 
 
 # --- log lines -------------------------------------------------------------------------------
@@ -761,12 +754,21 @@ async def test_token_failures_are_counted_with_a_safe_message(
 async def test_a_token_request_that_times_out_is_a_token_error(
     hostile: HostileUpstream, server: TestServer
 ):
-    with hanging(hostile, TOKEN_SUFFIX):
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hostile.on(CUSTOMER, TOKEN_SUFFIX, hang)
+    try:
         async with open_rig(server, timeout=0.1) as rig:
             with pytest.raises(TokenError) as caught:
                 await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
             assert str(caught.value) == "token request failed: TimeoutError"
             assert rig.metric("citrix_token_request_failures_total") == 1
+    finally:
+        release.set()
 
 
 async def test_a_success_resets_the_token_backoff(hostile: HostileUpstream, server: TestServer):
