@@ -86,7 +86,8 @@ def add_current_usage(
             continue
         for field, name, help_text in PER_ASSIGNMENT:
             value = fields.count(usage, field, f"{prefix}{key}.{field}")
-            gauges.add(name, help_text, labels, value, {"assignment": assignment})
+            if value is not None:
+                gauges.add(name, help_text, labels, value, {"assignment": assignment})
     for key, entries in SECTIONS.items():
         values = section(key)
         if values is None:
@@ -94,4 +95,5 @@ def add_current_usage(
         for field, is_time, name, help_text in entries:
             path = f"{prefix}{key}.{field}"
             value = (fields.timestamp if is_time else fields.count)(values, field, path)
-            gauges.add(name, help_text, labels, value)
+            if value is not None:
+                gauges.add(name, help_text, labels, value)

@@ -141,16 +141,21 @@ def add_month_gauges(
         when.timestamp(),
     )
     path = "historicalUsageList"
-    gauges.add(
-        "citrix_licenses_month_available",
-        "Licenses available in the month (historical usage).",
-        labels,
-        fields.count(entry, "totalAvailableLicenseCount", f"{path}.totalAvailableLicenseCount"),
+    available = fields.count(
+        entry, "totalAvailableLicenseCount", f"{path}.totalAvailableLicenseCount"
     )
+    if available is not None:
+        gauges.add(
+            "citrix_licenses_month_available",
+            "Licenses available in the month (historical usage).",
+            labels,
+            available,
+        )
     for assignment, key in ASSIGNMENTS:
         usage = fields.object(entry, key, path=f"{path}.{key}")
         if usage is None:
             continue
         for field, name, help_text in MONTH_FIELDS:
             value = fields.count(usage, field, f"{path}.{key}.{field}")
-            gauges.add(name, help_text, labels, value, {"assignment": assignment})
+            if value is not None:
+                gauges.add(name, help_text, labels, value, {"assignment": assignment})
