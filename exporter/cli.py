@@ -68,18 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="path of the metrics endpoint (default /metrics)",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--check-config", action="store_true",
-        help="validate the config (and that secret files are readable), then exit 0 or 2",
-    )  # fmt: skip
-    parser.add_argument(
-        "--once", action="store_true",
-        help="poll every enabled collector once, print the metrics, exit 0 if all succeeded",
-    )  # fmt: skip
-    mode.add_argument(
-        "--demo", action="store_true",
-        help="run against the embedded Citrix Cloud simulator; no config or account needed",
-    )  # fmt: skip
+    for group, switch, help_text in (
+        (mode, "--check-config",
+         "validate the config (and that secret files are readable), then exit 0 or 2"),
+        (parser, "--once",
+         "poll every enabled collector once, print the metrics, exit 0 if all succeeded"),
+        (mode, "--demo",
+         "run against the embedded Citrix Cloud simulator; no config or account needed"),
+    ):  # fmt: skip
+        group.add_argument(switch, action="store_true", help=help_text)
     parser.add_argument(
         "--shard", metavar="INDEX/COUNT",
         help=f"poll only replica INDEX's share (0-based) of the customers (env {ENV_SHARD})",

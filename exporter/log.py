@@ -13,8 +13,9 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from .redact import REDACTOR
 
@@ -43,6 +44,32 @@ def shown_error(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """
     text = REDACTOR.scrub(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class LogOnce(Generic[K]):
+    """Which conditions have been logged, so that one that persists is logged once, not at
+    every poll (its counter, where it has one, still shows that it keeps happening).
+
+    `first(key)` is True the first time `key` is met, and the caller logs then; `clear(key)`
+    forgets it when the condition ends, so that a later return is logged again.
+    """
+
+    def __init__(self) -> None:
+        self._logged: set[K] = set()
+
+    def first(self, key: K) -> bool:
+        """True if `key` has not been logged since it was last cleared; it now has been."""
+        if key in self._logged:
+            return False
+        self._logged.add(key)
+        return True
+
+    def clear(self, key: K) -> None:
+        """The condition `key` stands for has ended: log it again if it comes back."""
+        self._logged.discard(key)
 
 
 class SecretScrubber(logging.Filter):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from . import __version__
-from .log import get_logger
+from .log import LogOnce, get_logger
 
 log = get_logger("data")
 
@@ -73,13 +73,12 @@ class DataIssues:
         self._metrics = metrics
         self._customer_id = customer_id
         self._collector = collector
-        self._logged: set[tuple[str, str]] = set()
+        self._logged: LogOnce[tuple[str, str]] = LogOnce()
 
     def report(self, issue: str, field: str, detail: str = "") -> None:
         """Count one occurrence of `issue` (e.g. 'null', 'bad_timestamp') in `field`."""
         self._metrics.data_issues.labels(self._customer_id, self._collector, issue).inc()
-        if (issue, field) not in self._logged:
-            self._logged.add((issue, field))
+        if self._logged.first((issue, field)):
             log.warning(
                 "unexpected upstream data "
                 "(logged once, counted in citrix_upstream_data_issues_total)",

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector as RegistryCollector
 from .collector.base import Collector, SeriesLimitError
 from .config import DEFAULT_MAX_SERIES
 from .exposition.blocks import Rendered, render
-from .log import get_logger, shown_error
+from .log import LogOnce, get_logger, shown_error
 from .snapshot import SnapshotStore
 from .upstream.errors import NotEntitledError, UpstreamError
 
@@ -113,7 +113,7 @@ class Poller:
         self._clock = clock
         self._max_series = max_series
         self._tasks: list[asyncio.Task[None]] = []
-        self._not_entitled_logged: set[tuple[str, str]] = set()
+        self._not_entitled_logged: LogOnce[tuple[str, str]] = LogOnce()
 
     @property
     def ready(self) -> bool:
@@ -133,8 +133,7 @@ class Poller:
         except NotEntitledError as err:
             self._record_failure(job, started, str(err))
             self._store.drop(job.key)
-            if job.key not in self._not_entitled_logged:
-                self._not_entitled_logged.add(job.key)
+            if self._not_entitled_logged.first(job.key):
                 log.warning(
                     "customer is not entitled to this product (HTTP 404); will keep checking "
                     "at the normal interval",
@@ -161,7 +160,7 @@ class Poller:
             return False
         now = self._clock()
         self._store.publish(job.key, families, now, rendered)
-        self._not_entitled_logged.discard(job.key)
+        self._not_entitled_logged.clear(job.key)
         status.attempts += 1
         status.last_ok = True
         status.last_error = None

@@ -98,9 +98,6 @@ class SnapshotStore(Collector):
         if self._entries.pop(key, None) is not None:
             self._changed()
 
-    def has_values(self, key: Key) -> bool:
-        return key in self._entries
-
     def expire(self) -> None:
         """Drop values of failing collectors whose last success is older than max_staleness."""
         now = self._clock()

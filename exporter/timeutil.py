@@ -1,8 +1,10 @@
 """Parsing of the timestamps Citrix Cloud returns.
 
 Citrix writes .NET round-trip timestamps with seven fractional digits
-(`2021-12-19T02:56:22.0215469Z`), which `datetime.fromisoformat` rejects before Python 3.11
-and which other parsers silently misread; this module trims them to microseconds.
+(`2021-12-19T02:56:22.0215469Z`); `datetime.fromisoformat` reads them, dropping the digit past
+the microsecond. It also reads forms Citrix never writes (a bare date, a week date, the basic
+format without dashes), so a value must first have the one shape accepted here: date, hours and
+minutes, optional seconds and fraction, optional `Z` (either case) or offset. Naive means UTC.
 
 Only times between 2000-01-01 and 2100-01-01 are accepted: .NET's `DateTime.MinValue`
 (`0001-01-01T00:00:00`) stands for "never" in some answers, and an expiry in year 1 or 9999
@@ -47,23 +49,16 @@ def parse_timestamp(value: str) -> datetime:
     Raises ValueError for anything else, OutOfRangeError (a ValueError) for a time outside
     EARLIEST..LATEST.
     """
-    match = _ISO.match(value.strip())
-    if not match:
+    text = value.strip()
+    if not _ISO.match(text):
         raise ValueError(f"not an ISO 8601 timestamp: {value[:64]!r}")
-    frac = (match["frac"] or "")[:6].ljust(6, "0")
-    tz = match["tz"] or "Z"
-    tz = "+00:00" if tz.upper() == "Z" else tz
-    if len(tz) == 5:
-        tz = f"{tz[:3]}:{tz[3:]}"
+    if text[-1] in "zZ":  # fromisoformat reads "Z" but not "z"
+        text = text[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(f"{match['base']}.{frac}{tz}").astimezone(UTC)
+        parsed = datetime.fromisoformat(text)
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
         raise OutOfRangeError(f"timestamp out of range: {value[:64]!r}") from None
     if not EARLIEST <= parsed < LATEST:
         raise OutOfRangeError(f"timestamp out of range: {value[:64]!r}")
     return parsed
-
-
-def to_epoch(value: str) -> float:
-    """Seconds since the epoch, the unit of every `_timestamp_seconds` metric."""
-    return parse_timestamp(value).timestamp()

@@ -66,6 +66,14 @@ def lic(metric: str, *extra: str, by: str = LIC_BY) -> str:
     return f"max by ({by}) ({LIC(metric, *extra)})"
 
 
+LIC_COLUMNS = {"customer_id": "Customer", "product": "Product", "edition": "Edition"}
+
+
+def date_column(title: str, query: str) -> Column:
+    """A column of a `_timestamp_seconds` query shown as a date (Grafana counts milliseconds)."""
+    return Column(title, f"{query} * 1000", unit="dateTimeAsIso")
+
+
 def days_until(metric: str) -> str:
     return f"({lic(metric)} - time()) / 86400"
 
@@ -85,7 +93,7 @@ def licensing() -> Json:
             "citrix_licenses_remaining / citrix_licenses_available; overage and the days until "
             "the next expiry are highlighted.",
             "short",
-            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            LIC_COLUMNS,
             [
                 Column(
                     "Remaining %",
@@ -159,34 +167,27 @@ def licensing() -> Json:
         6,
         5,
     )
-    layout.add(
-        gauge(
-            "Used (% of available)",
-            "citrix_licenses_used / citrix_licenses_available. Orange from 90 %, red from 100 % "
-            "(overage).",
-            "percentunit",
-            Q(ratio_of_available("citrix_licenses_used"), LIC_LEGEND),
-            steps=thresholds("green", (0.9, "orange"), (1, "red")),
-            low=0,
-            high=1.2,
-        ),
-        12,
-        6,
-    )
-    layout.add(
-        gauge(
-            "Remaining (% of available)",
-            "citrix_licenses_remaining / citrix_licenses_available. Red below 10 % (the "
-            "CitrixLicensesLow alert), orange below 20 %.",
-            "percentunit",
-            Q(ratio_of_available("citrix_licenses_remaining"), LIC_LEGEND),
-            steps=thresholds("red", (0.1, "orange"), (0.2, "green")),
-            low=0,
-            high=1,
-        ),
-        12,
-        6,
-    )
+    for title, metric, colours, steps, high in [
+        ("Used (% of available)", "citrix_licenses_used",
+         "Orange from 90 %, red from 100 % (overage).",
+         thresholds("green", (0.9, "orange"), (1, "red")), 1.2),
+        ("Remaining (% of available)", "citrix_licenses_remaining",
+         "Red below 10 % (the CitrixLicensesLow alert), orange below 20 %.",
+         thresholds("red", (0.1, "orange"), (0.2, "green")), 1),
+    ]:  # fmt: skip
+        layout.add(
+            gauge(
+                title,
+                f"{metric} / citrix_licenses_available. {colours}",
+                "percentunit",
+                Q(ratio_of_available(metric), LIC_LEGEND),
+                steps=steps,
+                low=0,
+                high=high,
+            ),
+            12,
+            6,
+        )
 
     layout.row("Over time")
     layout.add(
@@ -267,13 +268,9 @@ def licensing() -> Json:
             "next purchased licenses become available and how many (nextActivatingLicense; "
             "empty when none is scheduled).",
             "short",
-            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            LIC_COLUMNS,
             [
-                Column(
-                    "Next expiry",
-                    f"{lic('citrix_licenses_next_expiry_timestamp_seconds')} * 1000",
-                    unit="dateTimeAsIso",
-                ),
+                date_column("Next expiry", lic("citrix_licenses_next_expiry_timestamp_seconds")),
                 Column(
                     "Days to expiry",
                     days_until("citrix_licenses_next_expiry_timestamp_seconds"),
@@ -283,10 +280,8 @@ def licensing() -> Json:
                     cell="color-text",
                 ),
                 Column("Expiring", lic("citrix_licenses_expiring")),
-                Column(
-                    "Next activation",
-                    f"{lic('citrix_licenses_next_activation_timestamp_seconds')} * 1000",
-                    unit="dateTimeAsIso",
+                date_column(
+                    "Next activation", lic("citrix_licenses_next_activation_timestamp_seconds")
                 ),
                 Column("Activating", lic("citrix_licenses_activating")),
             ],
@@ -304,13 +299,9 @@ def licensing() -> Json:
             "describe (citrix_licenses_month_start_timestamp_seconds) and the licenses available "
             "in it.",
             "short",
-            {"customer_id": "Customer", "product": "Product", "edition": "Edition"},
+            LIC_COLUMNS,
             [
-                Column(
-                    "Month",
-                    f"{lic('citrix_licenses_month_start_timestamp_seconds')} * 1000",
-                    unit="dateTimeAsIso",
-                ),
+                date_column("Month", lic("citrix_licenses_month_start_timestamp_seconds")),
                 Column("Available", lic("citrix_licenses_month_available")),
             ],
             sort_by="Customer",
@@ -325,12 +316,7 @@ def licensing() -> Json:
             "From the historical usage API, per assignment kind: licenses assigned "
             "cumulatively up to this month, newly assigned and released in the month.",
             "short",
-            {
-                "customer_id": "Customer",
-                "product": "Product",
-                "edition": "Edition",
-                "assignment": "Assignment",
-            },
+            {**LIC_COLUMNS, "assignment": "Assignment"},
             [
                 Column("Assigned", lic("citrix_licenses_month_assigned", by=by_assignment)),
                 Column(
@@ -419,15 +405,13 @@ def concurrent_rows(layout: Layout) -> None:
                     "All-time peak",
                     per("citrix_licenses_concurrent_peak", "customer_id", 'window="all_time"'),
                 ),
-                Column(
+                date_column(
                     "All-time peak at",
                     per(
                         "citrix_licenses_concurrent_peak_timestamp_seconds",
                         "customer_id",
                         'window="all_time"',
-                    )
-                    + " * 1000",
-                    unit="dateTimeAsIso",
+                    ),
                 ),
             ],
             sort_by="Customer",

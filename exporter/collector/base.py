@@ -72,9 +72,13 @@ class GaugeSet:
         name: str,
         help_text: str,
         labels: list[str],
-        value: float,
+        value: float | None,
         extra_labels: dict[str, str] | None = None,
     ) -> None:
+        """Add one sample; a `value` of None (a field missing or odd, and so already reported
+        by `Fields`) adds nothing, so that collectors pass what they read straight in."""
+        if value is None:
+            return
         extra = extra_labels or {}
         family = self._families.get(name)
         if family is None:

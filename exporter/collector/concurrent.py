@@ -44,55 +44,42 @@ class ConcurrentCollector(Collector):
         gauges = GaugeSet(LABELS, HELP_SUFFIX)
         current = fields.object(data, "currentCcu")
         if current is not None:
-            total = fields.count(current, "totalLicenseCount", "currentCcu.totalLicenseCount")
-            if total is not None:
-                gauges.add(
-                    "citrix_licenses_concurrent_available",
-                    "Concurrent licenses available (currentCcu.totalLicenseCount).",
-                    labels,
-                    total,
-                )
-            assigned = fields.count(
-                current, "assignedLicenseCount", "currentCcu.assignedLicenseCount"
+            gauges.add(
+                "citrix_licenses_concurrent_available",
+                "Concurrent licenses available (currentCcu.totalLicenseCount).",
+                labels,
+                fields.count(current, "totalLicenseCount", "currentCcu.totalLicenseCount"),
             )
-            if assigned is not None:
-                gauges.add(
-                    "citrix_licenses_concurrent_assigned",
-                    "Concurrent licenses in use at the last report "
-                    "(currentCcu.assignedLicenseCount).",
-                    labels,
-                    assigned,
-                )
-            when = fields.timestamp(current, "reportTime", "currentCcu.reportTime")
-            if when is not None:
-                gauges.add(
-                    "citrix_licenses_concurrent_report_timestamp_seconds",
-                    "When Citrix last measured the concurrent usage (currentCcu.reportTime).",
-                    labels,
-                    when,
-                )
+            gauges.add(
+                "citrix_licenses_concurrent_assigned",
+                "Concurrent licenses in use at the last report (currentCcu.assignedLicenseCount).",
+                labels,
+                fields.count(current, "assignedLicenseCount", "currentCcu.assignedLicenseCount"),
+            )
+            gauges.add(
+                "citrix_licenses_concurrent_report_timestamp_seconds",
+                "When Citrix last measured the concurrent usage (currentCcu.reportTime).",
+                labels,
+                fields.timestamp(current, "reportTime", "currentCcu.reportTime"),
+            )
         for window, key in PEAKS:
             peak = fields.object(data, key)
             if peak is None:
                 continue
             extra = {"window": window}
-            count = fields.count(peak, "assignedLicenseCount", f"{key}.assignedLicenseCount")
-            if count is not None:
-                gauges.add(
-                    "citrix_licenses_concurrent_peak",
-                    "Highest concurrent license usage in the window: 24h (last24HoursPeak), "
-                    "month (monthPeak) or all_time (allTimePeak).",
-                    labels,
-                    count,
-                    extra,
-                )
-            when = fields.timestamp(peak, "reportTime", f"{key}.reportTime")
-            if when is not None:
-                gauges.add(
-                    "citrix_licenses_concurrent_peak_timestamp_seconds",
-                    "When the window's concurrent usage peak was measured (reportTime).",
-                    labels,
-                    when,
-                    extra,
-                )
+            gauges.add(
+                "citrix_licenses_concurrent_peak",
+                "Highest concurrent license usage in the window: 24h (last24HoursPeak), "
+                "month (monthPeak) or all_time (allTimePeak).",
+                labels,
+                fields.count(peak, "assignedLicenseCount", f"{key}.assignedLicenseCount"),
+                extra,
+            )
+            gauges.add(
+                "citrix_licenses_concurrent_peak_timestamp_seconds",
+                "When the window's concurrent usage peak was measured (reportTime).",
+                labels,
+                fields.timestamp(peak, "reportTime", f"{key}.reportTime"),
+                extra,
+            )
         return gauges.families()

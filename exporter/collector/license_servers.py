@@ -21,7 +21,15 @@ from prometheus_client.core import Metric
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
-from .observed import FQDN_LIMIT, flag, month_of, object_list, observed_url, text_label
+from .observed import (
+    FQDN_LIMIT,
+    UniqueKeys,
+    flag,
+    month_of,
+    object_list,
+    observed_url,
+    text_label,
+)
 
 SERVERS_ENDPOINT = "license_servers_status"
 USAGE_ENDPOINT = "license_servers_usage"
@@ -72,26 +80,18 @@ class LicenseServersCollector(Collector):
     def _add_servers(self, gauges: GaugeSet, data: Any) -> None:
         fields = self.fields
         path = "licenseservers"
-        seen: set[str] = set()
+        servers = UniqueKeys(fields, f"{path}.fqdn")
         for server in object_list(fields, data, "licenseServersStatus", path):
             fqdn = text_label(fields, server, ("fqdn",), f"{path}.fqdn", FQDN_LIMIT)
-            if fqdn is None:
+            if fqdn is None or not servers.new(fqdn):
                 continue
-            if fqdn in seen:
-                self.ctx.issues.report("duplicate", f"{path}.fqdn", fqdn)
-                continue
-            seen.add(fqdn)
             labels = [self.ctx.customer_id, fqdn]
             for key, name, help_text in FLAGS:
-                value = flag(fields, server, key, f"{path}.{key}")
-                if value is not None:
-                    gauges.add(name, help_text, labels, value)
+                gauges.add(name, help_text, labels, flag(fields, server, key, f"{path}.{key}"))
             for key, name, help_text in TIMES:
                 if server.get(key) is None:
                     continue  # never reported / no expiry: absent, not an issue
-                when = fields.timestamp(server, key, f"{path}.{key}")
-                if when is not None:
-                    gauges.add(name, help_text, labels, when)
+                gauges.add(name, help_text, labels, fields.timestamp(server, key, f"{path}.{key}"))
 
     async def _add_usage(self, gauges: GaugeSet, template: str) -> None:
         month = month_of(self.ctx.clock())

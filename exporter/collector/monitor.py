@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -315,8 +315,9 @@ class MonitorCollector(Collector):
         return gauges.families()
 
     def _machine_families(self, counts: Counter[tuple[Any, ...]], live: list[str]) -> list[Metric]:
+        # Each counted by (delivery group, state); maintenance has no state label ("").
         registration: Counter[tuple[str, str]] = Counter()
-        maintenance: Counter[str] = Counter()
+        maintenance: Counter[tuple[str, str]] = Counter()
         faulted: Counter[tuple[str, str]] = Counter()
         power: Counter[tuple[str, str]] = Counter()
         for key, count in counts.items():
@@ -328,41 +329,30 @@ class MonitorCollector(Collector):
             fault_name = self._enum(FAULT_STATE, fault, "FaultState")
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
-            maintenance[group] += count if in_maintenance is True else 0
-        for group in live:
-            maintenance.setdefault(group, 0)
-            for name in REGISTRATION_STATE.values():
-                registration.setdefault((group, name), 0)
-            for name in FAULTED_STATES.values():
-                faulted.setdefault((group, name), 0)
-            for name in POWER_STATE.values():
-                power.setdefault((group, name), 0)
+            maintenance[(group, "")] += count if in_maintenance is True else 0
+        # (metric, help, state label, counts, the states a live group always shows, 0 or not)
+        metrics: tuple[tuple[str, str, str, Counter[tuple[str, str]], Iterable[str]], ...] = (
+            ("citrix_machines",
+             "Active machines (LifecycleState 0) by CurrentRegistrationState.",
+             "registration_state", registration, REGISTRATION_STATE.values()),
+            ("citrix_machines_in_maintenance",
+             "Active machines in maintenance mode.",
+             "", maintenance, ("",)),
+            ("citrix_machines_faulted",
+             "Active machines with a fault (FaultState other than unknown or none).",
+             "fault_state", faulted, FAULTED_STATES.values()),
+            ("citrix_machines_by_power_state",
+             "Active machines by CurrentPowerState.",
+             "power_state", power, POWER_STATE.values()),
+        )  # fmt: skip
         cid = self.ctx.customer_id
         gauges = GaugeSet(["customer_id", "delivery_group"], HELP_SUFFIX)
-        for (group, state), count in sorted(registration.items()):
-            gauges.add(
-                "citrix_machines",
-                "Active machines (LifecycleState 0) by CurrentRegistrationState.",
-                [cid, group], count, {"registration_state": state},
-            )  # fmt: skip
-        for group, count in sorted(maintenance.items()):
-            gauges.add(
-                "citrix_machines_in_maintenance",
-                "Active machines in maintenance mode.",
-                [cid, group], count,
-            )  # fmt: skip
-        for (group, state), count in sorted(faulted.items()):
-            gauges.add(
-                "citrix_machines_faulted",
-                "Active machines with a fault (FaultState other than unknown or none).",
-                [cid, group], count, {"fault_state": state},
-            )  # fmt: skip
-        for (group, state), count in sorted(power.items()):
-            gauges.add(
-                "citrix_machines_by_power_state",
-                "Active machines by CurrentPowerState.",
-                [cid, group], count, {"power_state": state},
-            )  # fmt: skip
+        for name, help_text, label, by_state, states in metrics:
+            for group in live:
+                for state in states:
+                    by_state.setdefault((group, state), 0)
+            for (group, state), count in sorted(by_state.items()):
+                gauges.add(name, help_text, [cid, group], count, {label: state} if label else None)
         return gauges.families()
 
     def _group_info(self, live: list[str]) -> list[Metric]:
@@ -384,28 +374,20 @@ class MonitorCollector(Collector):
     # -- incremental: connection failures --------------------------------------------------
 
     async def _poll_failures(self) -> None:
-        since = odata_datetime(self._failure_marks.since())
-        params = {
-            "$filter": f"FailureDate gt {since}",
-            "$select": "Id,FailureDate,ConnectionFailureEnumValue",
-            "$orderby": "FailureDate",
-        }
         new: Counter[str] = Counter()
-        async for rows in self._pages("ConnectionFailureLogs", params):
-            for row in rows:
-                when = self.fields.timestamp(
-                    row, "FailureDate", "ConnectionFailureLogs.FailureDate"
-                )
-                key = row.get("Id")
-                if when is None or key is None:
-                    continue
-                if self._failure_marks.is_new(str(key), when):
-                    reason = self._enum(
-                        SESSION_FAILURE_CODE,
-                        row.get("ConnectionFailureEnumValue"),
-                        "ConnectionFailureEnumValue",
-                    )
-                    new[reason] += 1
+        rows = self._new_rows(
+            "ConnectionFailureLogs",
+            self._failure_marks,
+            ("FailureDate", "Id"),
+            {"$select": "Id,FailureDate,ConnectionFailureEnumValue", "$orderby": "FailureDate"},
+        )
+        async for row in rows:
+            reason = self._enum(
+                SESSION_FAILURE_CODE,
+                row.get("ConnectionFailureEnumValue"),
+                "ConnectionFailureEnumValue",
+            )
+            new[reason] += 1
         self._failures.update(new)
 
     def _failure_family(self) -> Metric:
@@ -422,23 +404,22 @@ class MonitorCollector(Collector):
     # -- incremental: logon durations ------------------------------------------------------
 
     async def _poll_logons(self) -> None:
-        since = odata_datetime(self._logon_marks.since())
-        params = {
-            "$filter": f"StartDate gt {since} and LogOnDuration ne null",
-            "$select": "SessionKey,StartDate,LogOnDuration",
-            "$expand": "Machine($select=DesktopGroupId)",
-        }
-        async for rows in self._pages("Sessions", params):
-            for row in rows:
-                when = self.fields.timestamp(row, "StartDate", "Sessions.StartDate")
-                key = row.get("SessionKey")
-                if when is None or key is None or not self._logon_marks.is_new(str(key), when):
-                    continue
-                duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
-                if duration is None:
-                    continue
-                group = self._group_name(_machine_group(row))
-                self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)
+        rows = self._new_rows(
+            "Sessions",
+            self._logon_marks,
+            ("StartDate", "SessionKey"),
+            {
+                "$select": "SessionKey,StartDate,LogOnDuration",
+                "$expand": "Machine($select=DesktopGroupId)",
+            },
+            also=" and LogOnDuration ne null",
+        )
+        async for row in rows:
+            duration = self.fields.count(row, "LogOnDuration", "Sessions.LogOnDuration")
+            if duration is None:
+                continue
+            group = self._group_name(_machine_group(row))
+            self._logons.setdefault(group, _Histogram()).observe(duration / 1000.0)
 
     def _logon_family(self) -> Metric:
         family = HistogramMetricFamily(
@@ -467,6 +448,30 @@ class MonitorCollector(Collector):
             max_pages=self.config.max_pages,
             limiter=self._limiter,
         )
+
+    async def _new_rows(
+        self,
+        entity_set: str,
+        marks: Watermark,
+        fields: tuple[str, str],
+        params: dict[str, str],
+        also: str = "",
+    ) -> AsyncIterator[Row]:
+        """The rows of `entity_set` after `marks`' start (and matching `also`) not counted yet.
+
+        `fields` names a row's time and key. A row without a readable time (reported) or a key
+        is skipped, and so is one `marks` has seen: each query overlaps the one before, so it
+        re-reads the rows near its start.
+        """
+        time_field, key_field = fields
+        since = odata_datetime(marks.since())
+        params = {"$filter": f"{time_field} gt {since}{also}", **params}
+        async for rows in self._pages(entity_set, params):
+            for row in rows:
+                when = self.fields.timestamp(row, time_field, f"{entity_set}.{time_field}")
+                key = row.get(key_field)
+                if when is not None and key is not None and marks.is_new(str(key), when):
+                    yield row
 
     def _enum(self, table: dict[int, str], value: object, field: str) -> str:
         if isinstance(value, int) and not isinstance(value, bool) and value in table:

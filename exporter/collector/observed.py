@@ -52,16 +52,27 @@ def flag(fields: Fields, data: dict[str, Any], key: str, path: str) -> float | N
     return None
 
 
-def optional_timestamp(fields: Fields, data: dict[str, Any], key: str, path: str) -> float | None:
-    """Like `Fields.timestamp`, but a null or absent value is expected (never reported)."""
-    if data.get(key) is None:
-        return None
-    return fields.timestamp(data, key, path)
-
-
 def month_of(now: float) -> str:
     """`yyyy-MM` of the UTC month containing the Unix time `now`."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+
+
+class UniqueKeys:
+    """The keys (FQDNs, customer ids) met so far in one list: a repeat is reported as a
+    `duplicate` on `path` and skipped, as two series with the same labels cannot be exported."""
+
+    def __init__(self, fields: Fields, path: str) -> None:
+        self._fields = fields
+        self._path = path
+        self._seen: set[str] = set()
+
+    def new(self, key: str) -> bool:
+        """True the first time `key` is met; False (and reported) after that."""
+        if key in self._seen:
+            self._fields.issues.report("duplicate", self._path, key)
+            return False
+        self._seen.add(key)
+        return True
 
 
 def object_list(fields: Fields, data: Any, key: str, path: str) -> list[dict[str, Any]]:

@@ -26,12 +26,12 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from ..log import get_logger
+from ..log import LogOnce, get_logger
 from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
-from .observed import NAME_LIMIT, object_list, observed_url, text_label
+from .observed import NAME_LIMIT, UniqueKeys, object_list, observed_url, text_label
 
 log = get_logger("partner")
 
@@ -64,7 +64,7 @@ class PartnerCollector(Collector):
         self.config = ctx.customer.collectors.partner
         self.partner_id = self.config.partner_id or ctx.customer_id
         self.fields = Fields(ctx.issues)
-        self._missing_logged: set[str] = set()
+        self._missing_logged: LogOnce[str] = LogOnce()
         self._calls = 0
         self._not_found = 0
 
@@ -144,14 +144,13 @@ class PartnerCollector(Collector):
         try:
             response = await self.ctx.api.get_json(endpoint, url)
         except NotEntitledError:
-            if not quiet and endpoint not in self._missing_logged:
-                self._missing_logged.add(endpoint)
+            if not quiet and self._missing_logged.first(endpoint):
                 log.info(
                     "partner call answered 404; skipping it (check the configured path)",
                     extra={"customer_id": self.ctx.customer_id, "endpoint": endpoint},
                 )
             return None
-        self._missing_logged.discard(endpoint)
+        self._missing_logged.clear(endpoint)
         return response
 
     # -- summaries -------------------------------------------------------------------------
@@ -159,25 +158,23 @@ class PartnerCollector(Collector):
     def _onprem_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
         labels = [self.ctx.customer_id]
         for kind, key in ONPREM_USERS:
-            value = self.fields.count(data, key, f"onprem_summary.{key}")
-            if value is not None:
-                gauges.add(
-                    "citrix_partner_onprem_users",
-                    "Users of on-premises Citrix Virtual Apps and Desktops across the "
-                    "partner's customers, total, paid or free, as the summary states.",
-                    labels,
-                    value,
-                    {"kind": kind},
-                )
+            gauges.add(
+                "citrix_partner_onprem_users",
+                "Users of on-premises Citrix Virtual Apps and Desktops across the "
+                "partner's customers, total, paid or free, as the summary states.",
+                labels,
+                self.fields.count(data, key, f"onprem_summary.{key}"),
+                {"kind": kind},
+            )
         for key, name, help_text in (
             ("licenseServers", "citrix_partner_onprem_license_servers",
              "License Servers of the partner's on-premises customers, as the summary states."),
             ("customers", "citrix_partner_onprem_customers",
              "Customers with on-premises usage, as the partner summary states."),
         ):  # fmt: skip
-            value = self.fields.count(data, key, f"onprem_summary.{key}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(
+                name, help_text, labels, self.fields.count(data, key, f"onprem_summary.{key}")
+            )
 
     def _daas_summary(self, gauges: GaugeSet, data: dict[str, Any]) -> None:
         labels = [self.ctx.customer_id]
@@ -192,26 +189,19 @@ class PartnerCollector(Collector):
              "Citrix DaaS license overage across the partner's customers, as the summary "
              "states."),
         ):  # fmt: skip
-            value = self.fields.count(data, key, f"daas_summary.{key}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(name, help_text, labels, self.fields.count(data, key, f"daas_summary.{key}"))
 
     # -- per customer ----------------------------------------------------------------------
 
     def _tenants(self, data: Any, path: str) -> list[Tenant]:
         """The customers of one list with a usable id; a repeated id is reported and skipped."""
         tenants: list[Tenant] = []
-        ids: set[str] = set()
+        ids = UniqueKeys(self.fields, f"{path}.customerId")
         for entry in object_list(self.fields, data, LIST_KEY, path):
             name = text_label(self.fields, entry, NAME_KEYS, f"{path}.accountName")
             tenant_id = self._tenant_id(entry, path) or name
-            if tenant_id is None:
-                continue
-            if tenant_id in ids:
-                self.ctx.issues.report("duplicate", f"{path}.customerId", tenant_id)
-                continue
-            ids.add(tenant_id)
-            tenants.append(Tenant(tenant_id, name or "unknown", entry))
+            if tenant_id is not None and ids.new(tenant_id):
+                tenants.append(Tenant(tenant_id, name or "unknown", entry))
         return tenants
 
     def _tenant_id(self, entry: dict[str, Any], path: str) -> str | None:
@@ -229,16 +219,14 @@ class PartnerCollector(Collector):
     def _onprem_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
         for kind, key in ONPREM_USERS:
-            value = self.fields.count(tenant.figures, key, f"onprem_customers.{key}")
-            if value is not None:
-                gauges.add(
-                    "citrix_partner_tenant_onprem_users",
-                    "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
-                    "partner's customers: total, paid or free.",
-                    labels,
-                    value,
-                    {"kind": kind},
-                )
+            gauges.add(
+                "citrix_partner_tenant_onprem_users",
+                "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
+                "partner's customers: total, paid or free.",
+                labels,
+                self.fields.count(tenant.figures, key, f"onprem_customers.{key}"),
+                {"kind": kind},
+            )
 
     def _daas_tenant(self, gauges: GaugeSet, tenant: Tenant) -> None:
         labels = [self.ctx.customer_id, *tenant.labels]
@@ -260,8 +248,7 @@ class PartnerCollector(Collector):
              "Citrix DaaS license overage of one of the partner's customers (licenseOverage, "
              "else max(0, users - licenses)).", overage),
         ):  # fmt: skip
-            if value is not None:
-                gauges.add(name, help_text, labels, value)
+            gauges.add(name, help_text, labels, value)
 
     async def _active_use(self, gauges: GaugeSet, tenants: list[Tenant]) -> None:
         """The observed per-customer active-use call, `active_use_concurrency` at a time."""
@@ -290,13 +277,11 @@ class PartnerCollector(Collector):
                 continue
             labels = [self.ctx.customer_id, *tenant.labels]
             for model, key in (("ccu", "ccuActiveUse"), ("ud", "udActiveUse")):
-                value = self.fields.count(response.data, key, f"active_use.{key}")
-                if value is not None:
-                    gauges.add(
-                        "citrix_partner_tenant_daas_active_users",
-                        "Active use of Citrix DaaS by one of the partner's customers, by "
-                        "license model: ccu (ccuActiveUse) or ud (udActiveUse).",
-                        labels,
-                        value,
-                        {"model": model},
-                    )
+                gauges.add(
+                    "citrix_partner_tenant_daas_active_users",
+                    "Active use of Citrix DaaS by one of the partner's customers, by "
+                    "license model: ccu (ccuActiveUse) or ud (udActiveUse).",
+                    labels,
+                    self.fields.count(response.data, key, f"active_use.{key}"),
+                    {"model": model},
+                )

@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from ..log import get_logger
+from ..log import LogOnce, get_logger
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .current_usage import add_current_usage
@@ -28,7 +28,7 @@ log = get_logger("products")
 
 ENDPOINT = "licensing_product_current"
 LABELS = ["customer_id", "product", "edition"]
-HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every licensing interval."
+HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every products interval."
 # The observed answer leaves these out; read them when present, as in ud/current.
 OPTIONAL_SECTIONS = (
     "userLicenseUsage", "deviceLicenseUsage", "nextExpiredLicenses", "nextActivatingLicense",
@@ -42,7 +42,7 @@ class ProductsCollector(Collector):
         super().__init__(ctx)
         self.config = ctx.customer.collectors.products
         self.fields = Fields(ctx.issues)
-        self._not_entitled: set[str] = set()
+        self._not_entitled: LogOnce[str] = LogOnce()
 
     async def poll(self) -> list[Metric]:
         gauges = GaugeSet(LABELS, HELP_SUFFIX)
@@ -60,7 +60,7 @@ class ProductsCollector(Collector):
                 self._log_not_entitled(product)
                 continue
             entitled += 1
-            self._not_entitled.discard(product)
+            self._not_entitled.clear(product)
             if response.data is None:  # 204: nothing to report for this product
                 continue
             if not isinstance(response.data, dict):
@@ -75,14 +75,12 @@ class ProductsCollector(Collector):
         return gauges.families()
 
     def _log_not_entitled(self, product: str) -> None:
-        if product in self._not_entitled:
-            return
-        self._not_entitled.add(product)
-        log.info(
-            "customer is not entitled to this product (HTTP 404); its series are removed, "
-            "will keep checking at the normal interval",
-            extra={"customer_id": self.ctx.customer_id, "product": product},
-        )
+        if self._not_entitled.first(product):
+            log.info(
+                "customer is not entitled to this product (HTTP 404); its series are removed, "
+                "will keep checking at the normal interval",
+                extra={"customer_id": self.ctx.customer_id, "product": product},
+            )
 
     def _add_product(self, gauges: GaugeSet, product: str, data: dict[str, Any]) -> None:
         edition = self.fields.label(data, "productEdition", f"{product}.productEdition")

@@ -231,6 +231,7 @@ async def _poll(config: Config) -> tuple[Exporter, str]:
 
 def check(upstream: Upstream, collectors: dict[str, Any], answers: dict[str, Any]) -> None:
     """Serve `answers` to `prop1` with `collectors` enabled, poll once, check the result."""
+    upstream.serve(list(answers))
     upstream.program = answers
     prop1 = {**CUSTOMER, "collectors": {"licensing": {"enabled": False}, **collectors}}
     config = make_config(upstream.url, [prop1, GOOD], retry={"attempts": 1})
@@ -262,76 +263,68 @@ def observed(name: str, upstream: Upstream, **options: Any) -> dict[str, Any]:
 # -- one property per collector -------------------------------------------------------------
 
 
+def shaped_answers(by_suffix: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """The answer of each upstream path suffix, `shaped` like the template given for it."""
+    return st.fixed_dictionaries({suffix: shaped(shape) for suffix, shape in by_suffix.items()})
+
+
 @SETTINGS
-@given(current=shaped(CURRENT), history=shaped(HISTORY))
-def test_licensing(upstream: Upstream, current: Any, history: Any) -> None:
-    upstream.serve(["/ud/current", "/ud/historicalusage"])
-    answers = {"/ud/current": current, "/ud/historicalusage": history}
+@given(shaped_answers({"/ud/current": CURRENT, "/ud/historicalusage": HISTORY}))
+def test_licensing(upstream: Upstream, answers: dict[str, Any]) -> None:
     check(upstream, {"licensing": {"enabled": True}}, answers)
 
 
 @SETTINGS
-@given(first=shaped(CURRENT), second=shaped(CURRENT))
-def test_products(upstream: Upstream, first: Any, second: Any) -> None:
-    suffixes = ["/products/secureworkspaceaccess/current", "/products/xenmobile/current"]
-    upstream.serve(suffixes)
-    check(
-        upstream, observed("products", upstream), dict(zip(suffixes, [first, second], strict=True))
+@given(
+    shaped_answers(
+        {
+            "/products/secureworkspaceaccess/current": CURRENT,
+            "/products/xenmobile/current": CURRENT,
+        }
     )
+)
+def test_products(upstream: Upstream, answers: dict[str, Any]) -> None:
+    check(upstream, observed("products", upstream), answers)
 
 
 @SETTINGS
-@given(summary=shaped(CCU))
-def test_concurrent(upstream: Upstream, summary: Any) -> None:
-    upstream.serve(["/ccu/summary"])
-    check(upstream, observed("concurrent", upstream), {"/ccu/summary": summary})
+@given(shaped_answers({"/ccu/summary": CCU}))
+def test_concurrent(upstream: Upstream, answers: dict[str, Any]) -> None:
+    check(upstream, observed("concurrent", upstream), answers)
 
 
 @SETTINGS
-@given(servers=shaped(SERVERS), usage=shaped(SERVER_USAGE))
-def test_license_servers(upstream: Upstream, servers: Any, usage: Any) -> None:
-    upstream.serve(["/licenseservers", "/licenseusagedata"])
-    answers = {"/licenseservers": servers, "/licenseusagedata": usage}
+@given(shaped_answers({"/licenseservers": SERVERS, "/licenseusagedata": SERVER_USAGE}))
+def test_license_servers(upstream: Upstream, answers: dict[str, Any]) -> None:
     check(upstream, observed("license_servers", upstream), answers)
 
 
 @SETTINGS
 @given(
-    onprem=shaped(ONPREM_SUMMARY),
-    daas=shaped(DAAS_SUMMARY),
-    onprem_tenants=shaped(TENANTS),
-    daas_tenants=shaped(TENANTS),
-    active=shaped(ACTIVE_USE),
+    shaped_answers(
+        {
+            "/onprem/cvad/summary": ONPREM_SUMMARY,
+            "/cloud/cvad/summary": DAAS_SUMMARY,
+            "/onprem/cvad/customers": TENANTS,
+            "/cloud/cvad/customers": TENANTS,
+            "/tenant/cloud/cvad/current": ACTIVE_USE,
+        }
+    )
 )
-def test_partner(
-    upstream: Upstream, onprem: Any, daas: Any, onprem_tenants: Any, daas_tenants: Any, active: Any
-) -> None:
-    answers = {
-        "/onprem/cvad/summary": onprem,
-        "/cloud/cvad/summary": daas,
-        "/onprem/cvad/customers": onprem_tenants,
-        "/cloud/cvad/customers": daas_tenants,
-        "/tenant/cloud/cvad/current": active,
-    }
-    upstream.serve(list(answers))
+def test_partner(upstream: Upstream, answers: dict[str, Any]) -> None:
     check(upstream, observed("partner", upstream, active_use=True), answers)
 
 
 @SETTINGS
 @given(
-    groups=shaped(GROUPS),
-    sessions=shaped(SESSIONS),
-    machines=shaped(MACHINES),
-    failures=shaped(FAILURES),
+    shaped_answers(
+        {
+            "/monitorodata/DesktopGroups": GROUPS,
+            "/monitorodata/Sessions": SESSIONS,
+            "/monitorodata/Machines": MACHINES,
+            "/monitorodata/ConnectionFailureLogs": FAILURES,
+        }
+    )
 )
-def test_monitor(
-    upstream: Upstream, groups: Any, sessions: Any, machines: Any, failures: Any
-) -> None:
-    answers = {
-        "/monitorodata/DesktopGroups": groups,
-        "/monitorodata/Sessions": sessions,
-        "/monitorodata/Machines": machines,
-        "/monitorodata/ConnectionFailureLogs": failures,
-    }
-    upstream.serve(list(answers))
+def test_monitor(upstream: Upstream, answers: dict[str, Any]) -> None:
     check(upstream, {"monitor": {"enabled": True}}, answers)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,23 +54,37 @@ def config(url: str, bad_collectors: dict[str, Any] | None = None, **poll: Any) 
     return make_config(url, [bad, GOOD], **poll)
 
 
-async def run(
+Scrape = Callable[..., Awaitable[tuple[Exporter, str]]]
+
+
+@pytest.fixture
+def hostile() -> HostileUpstream:
+    return HostileUpstream()
+
+
+@pytest.fixture
+def scrape(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[TestClient]],
-    factory: Factory,
+    exporter_factory: Factory,
     hostile: HostileUpstream,
-    bad_collectors: dict[str, Any] | None = None,
-    **poll: Any,
-) -> tuple[Exporter, str]:
-    """Poll both customers once over HTTP and scrape /metrics over HTTP (asserting 200)."""
-    server = await aiohttp_server(hostile.app())
-    url = str(server.make_url("")).rstrip("/")
-    exporter = await factory(config(url, bad_collectors, **poll), clock=lambda: NOW_TS)
-    await exporter.poller.run_all_once()
-    client = await aiohttp_client(create_web_app(exporter))
-    response = await client.get("/metrics")
-    assert response.status == 200
-    return exporter, await response.text()
+) -> Scrape:
+    """Poll both customers of `hostile` once over HTTP and scrape /metrics over HTTP
+    (asserting 200); the bad customer's collectors and the poll options are the call's."""
+
+    async def run(
+        bad_collectors: dict[str, Any] | None = None, **poll: Any
+    ) -> tuple[Exporter, str]:
+        server = await aiohttp_server(hostile.app())
+        url = str(server.make_url("")).rstrip("/")
+        exporter = await exporter_factory(config(url, bad_collectors, **poll), clock=lambda: NOW_TS)
+        await exporter.poller.run_all_once()
+        client = await aiohttp_client(create_web_app(exporter))
+        response = await client.get("/metrics")
+        assert response.status == 200
+        return exporter, await response.text()
+
+    return run
 
 
 def check_exposition(text: str) -> None:
@@ -155,13 +170,10 @@ MONITOR_ON = {"monitor": {"enabled": True}}
 # -- label values ---------------------------------------------------------------------------
 
 
-async def test_lone_surrogate_in_product_name_is_repaired(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_lone_surrogate_in_product_name_is_repaired(hostile, scrape):
     current = {**good_current("bad1"), "productName": "Xen\ud800Desktop"}
     hostile.on("bad1", CURRENT_SUFFIX, json_answer(current))
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    _, text = await scrape()
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
     labels = {"customer_id": "bad1", "product": "Xen\ufffdDesktop", "edition": "XAXDFull"}
     assert value(text, "citrix_licenses_available", **labels) == 25
@@ -170,14 +182,11 @@ async def test_lone_surrogate_in_product_name_is_repaired(
     check_exposition(text)
 
 
-async def test_invalid_utf8_in_a_body_is_replaced_and_counted(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_invalid_utf8_in_a_body_is_replaced_and_counted(hostile, scrape):
     body = json.dumps(good_current("bad1")).replace("XenDesktop", "Xen@@Desktop").encode()
     body = body.replace(b"@@", b"\xff\xfe")  # two bytes that are never UTF-8
     hostile.on("bad1", CURRENT_SUFFIX, lambda _r: web.Response(body=body))
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    _, text = await scrape()
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
     labels = {"customer_id": "bad1", "product": "Xen\ufffd\ufffdDesktop", "edition": "XAXDFull"}
     assert value(text, "citrix_licenses_available", **labels) == 25
@@ -186,8 +195,7 @@ async def test_invalid_utf8_in_a_body_is_replaced_and_counted(
     check_exposition(text)
 
 
-async def test_once_prints_metrics_for_a_lone_surrogate(aiohttp_server):
-    hostile = HostileUpstream()
+async def test_once_prints_metrics_for_a_lone_surrogate(hostile, aiohttp_server):
     current = {**good_current("bad1"), "productName": "\udfff"}
     hostile.on("bad1", CURRENT_SUFFIX, json_answer(current))
     server = await aiohttp_server(hostile.app())
@@ -198,12 +206,9 @@ async def test_once_prints_metrics_for_a_lone_surrogate(aiohttp_server):
     good_customer_intact(text)
 
 
-async def test_lone_surrogate_in_a_delivery_group_name_is_repaired(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_lone_surrogate_in_a_delivery_group_name_is_repaired(hostile, scrape):
     program_monitor(hostile, [group(1, "Sales \udc80 desks"), group(2)])
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile, MONITOR_ON)
+    _, text = await scrape(MONITOR_ON)
     assert value(text, "citrix_up", customer_id="bad1", collector="monitor") == 1
     sessions = {"customer_id": "bad1", "state": "active"}
     assert value(text, "citrix_sessions", delivery_group="Sales \ufffd desks", **sessions) == 1
@@ -213,13 +218,10 @@ async def test_lone_surrogate_in_a_delivery_group_name_is_repaired(
     check_exposition(text)
 
 
-async def test_a_megabyte_label_value_is_cut_to_the_limit(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_a_megabyte_label_value_is_cut_to_the_limit(hostile, scrape):
     huge = "x" * 1_000_000
     hostile.on("bad1", CURRENT_SUFFIX, json_answer({**good_current("bad1"), "productName": huge}))
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    _, text = await scrape()
     labels = {"customer_id": "bad1", "product": "x" * LABEL_LIMIT, "edition": "XAXDFull"}
     assert value(text, "citrix_licenses_available", **labels) == 25
     assert issue(text, "repaired_label") == 1
@@ -231,10 +233,7 @@ async def test_a_megabyte_label_value_is_cut_to_the_limit(
 # -- numbers --------------------------------------------------------------------------------
 
 
-async def test_non_finite_and_negative_counts_and_year_one_are_left_out(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_non_finite_and_negative_counts_and_year_one_are_left_out(hostile, scrape):
     current = {
         **good_current("bad1"),
         "totalAvailableLicenseCount": -100,
@@ -249,7 +248,7 @@ async def test_non_finite_and_negative_counts_and_year_one_are_left_out(
         },
     }
     hostile.on("bad1", CURRENT_SUFFIX, json_answer(current))
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    _, text = await scrape()
     labels = {"customer_id": "bad1", "product": "XenDesktop", "edition": "XAXDFull"}
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
     for name in (
@@ -272,10 +271,7 @@ async def test_non_finite_and_negative_counts_and_year_one_are_left_out(
     check_exposition(text)
 
 
-async def test_monitor_counts_and_durations_that_are_not_counts_are_left_out(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_monitor_counts_and_durations_that_are_not_counts_are_left_out(hostile, scrape):
     started = NOW + timedelta(seconds=1)
     logons = [
         {"SessionKey": f"s{i}", "StartDate": iso(started), "LogOnDuration": duration,
@@ -283,7 +279,7 @@ async def test_monitor_counts_and_durations_that_are_not_counts_are_left_out(
         for i, duration in enumerate([12_000, -5, float("inf"), float("nan"), 2.0**60])
     ]  # fmt: skip
     program_monitor(hostile, [group(1), group(2), group(3)], [-3, float("nan"), 2], logons)
-    _, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile, MONITOR_ON)
+    _, text = await scrape(MONITOR_ON)
     assert value(text, "citrix_up", customer_id="bad1", collector="monitor") == 1
     sessions = {"customer_id": "bad1", "state": "active"}
     assert value(text, "citrix_sessions", delivery_group="Group 3", **sessions) == 2
@@ -303,15 +299,10 @@ async def test_monitor_counts_and_durations_that_are_not_counts_are_left_out(
 # -- bounded series -------------------------------------------------------------------------
 
 
-async def test_ten_thousand_delivery_groups_fail_that_poll_only(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_ten_thousand_delivery_groups_fail_that_poll_only(hostile, scrape):
     program_monitor(hostile, [group(i) for i in range(10_000)])
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    exporter, text = await run(
-        aiohttp_server, aiohttp_client, exporter_factory, hostile, MONITOR_ON
-    )
+    exporter, text = await scrape(MONITOR_ON)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     assert value(text, "citrix_up", customer_id="bad1", collector="monitor") == 0
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
@@ -326,11 +317,8 @@ async def test_ten_thousand_delivery_groups_fail_that_poll_only(
     check_exposition(text)
 
 
-async def test_max_series_is_configurable(aiohttp_server, aiohttp_client, exporter_factory):
-    hostile = HostileUpstream()
-    exporter, text = await run(
-        aiohttp_server, aiohttp_client, exporter_factory, hostile, max_series=5
-    )
+async def test_max_series_is_configurable(scrape):
+    exporter, text = await scrape(max_series=5)
     # A good licensing answer has 10 series: over a cap of 5, for both customers.
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 0
     assert exporter.poller.jobs[0].status.last_error == (
@@ -356,9 +344,8 @@ class Unrenderable(Collector):
 
 
 async def test_a_result_that_cannot_be_rendered_fails_its_poll_not_the_scrape(
-    aiohttp_server, aiohttp_client, exporter_factory
+    hostile, aiohttp_server, aiohttp_client, exporter_factory
 ):
-    hostile = HostileUpstream()
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
     exporter = await exporter_factory(config(url), clock=lambda: NOW_TS)
@@ -377,13 +364,10 @@ async def test_a_result_that_cannot_be_rendered_fails_its_poll_not_the_scrape(
     check_exposition(text)
 
 
-async def test_poll_error_text_is_scrubbed_and_bounded(
-    aiohttp_server, aiohttp_client, exporter_factory
-):
-    hostile = HostileUpstream()
+async def test_poll_error_text_is_scrubbed_and_bounded(hostile, scrape):
     detail = "echoing your form: client_secret=Sup3rS3cretEcho&grant_type=x " + "y" * 5000
     hostile.on("bad1", CURRENT_SUFFIX, lambda _r: web.json_response({"detail": detail}, status=400))
-    exporter, text = await run(aiohttp_server, aiohttp_client, exporter_factory, hostile)
+    exporter, text = await scrape()
     [job] = [j for j in exporter.poller.jobs if j.key == ("bad1", "licensing")]
     error = str(job.status.last_error)
     assert "HTTP 400" in error and "Sup3rS3cretEcho" not in error

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.poller import PollStatus
 from exporter.runtime import Exporter
 from exporter.simulator.state import HistoryMonth, SimulatorState
-from tests.support.helpers import SEED_CUSTOMER, make_config, value
+from tests.support.helpers import SEED_CUSTOMER, Clock, make_config, value
 from tests.support.hostile import CURRENT_SUFFIX, HISTORY_SUFFIX, HostileUpstream, good_current
 from tests.support.logcapture import real_log_output
 
@@ -113,19 +113,6 @@ async def test_not_entitled_is_up_zero_and_logged_once(
     assert value(text, "citrix_up", collector="licensing") == 1
 
 
-class FixedClock:
-    """A clock the test moves by hand (seconds since the epoch)."""
-
-    def __init__(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def set(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-
 @pytest.fixture
 def far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process runs 14 hours ahead of UTC (POSIX TZ signs are inverted): months must still
@@ -168,7 +155,7 @@ async def test_history_window_requested_for_a_fixed_clock(
     window: tuple[str, str],
     far_east: None,
 ):
-    exporter = await exporter_factory(make_config(base_url), clock=FixedClock(now))
+    exporter = await exporter_factory(make_config(base_url), clock=Clock(now))
     await poll(exporter)
     assert history_queries(sim_state) == [window]
 
@@ -176,7 +163,7 @@ async def test_history_window_requested_for_a_fixed_clock(
 async def test_history_is_refetched_for_the_new_month_and_after_a_day(
     base_url, exporter_factory, sim_state: SimulatorState
 ):
-    clock = FixedClock(datetime(2025, 1, 31, 23, 0, tzinfo=UTC))
+    clock = Clock(datetime(2025, 1, 31, 23, 0, tzinfo=UTC))
     sim_state.customers[SEED_CUSTOMER].licensing.history = [
         HistoryMonth(date(2025, 1, 1), 40, 12, 5, 2, 9, 4, 1),
         HistoryMonth(date(2025, 2, 1), 50, 20, 8, 0, 10, 1, 0),
@@ -250,11 +237,22 @@ async def hostile_exporter(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     exporter_factory: Callable[..., Awaitable[Exporter]],
     hostile: HostileUpstream,
-    clock: FixedClock,
+    clock: Clock,
 ) -> Exporter:
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
     return await exporter_factory(make_config(url, [ODD, GOOD]), clock=clock)
+
+
+async def history_exporter(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    exporter_factory: Callable[..., Awaitable[Exporter]],
+    answers: Answers,
+) -> Exporter:
+    """The two customers at HOSTILE_NOW, odd1's licence history answered by `answers`."""
+    hostile = HostileUpstream()
+    hostile.on("odd1", HISTORY_SUFFIX, answers)
+    return await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
 
 
 def status_of(exporter: Exporter, customer_id: str) -> PollStatus:
@@ -277,9 +275,7 @@ async def test_current_usage_that_is_not_an_object_fails_only_that_customer(
 ):
     hostile = HostileUpstream()
     hostile.on("odd1", CURRENT_SUFFIX, lambda _r: web.json_response([good_current("odd1")]))
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, Clock(HOSTILE_NOW))
     with real_log_output("json") as (stream, _):
         assert await exporter.poller.run_all_once() is False
     text = generate_latest(exporter.registry).decode()
@@ -310,11 +306,7 @@ async def test_history_shows_the_current_month_even_when_a_later_one_is_reported
             month_entry("2026-05", 50, (5, 5, 5), (5, 5, 5)),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     june = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
     assert value(text, "citrix_licenses_month_start_timestamp_seconds", **ODD_LABELS) == june
@@ -352,11 +344,7 @@ async def test_history_without_the_current_month_shows_the_latest_reported(
             month_entry("2026-03", 30),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     may = datetime(2026, 5, 1, tzinfo=UTC).timestamp()
     assert value(text, "citrix_licenses_month_start_timestamp_seconds", **ODD_LABELS) == may
@@ -373,11 +361,7 @@ async def test_odd_history_entries_are_left_out_and_counted_by_field(
             month_entry("2026-06", -1, ["not", "an", "object"], (9, "many", 1)),
         ]
     }
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     with real_log_output("json") as (stream, _):
         text = await poll(exporter)
     june = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
@@ -419,11 +403,7 @@ async def test_history_that_is_not_a_list_of_months_gives_no_month_series(
 ):
     answers = Answers()
     answers.history = history
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     with real_log_output("json") as (stream, _):
         text = await poll(exporter)
     assert data_issue_logs(stream) == issues
@@ -439,7 +419,7 @@ async def test_a_failed_history_fetch_keeps_the_figures_and_is_retried_next_poll
     answers.history = {"historicalUsageList": [month_entry("2026-06", 60)]}
     hostile = HostileUpstream()
     hostile.on("odd1", HISTORY_SUFFIX, answers)
-    clock = FixedClock(HOSTILE_NOW)
+    clock = Clock(HOSTILE_NOW)
     exporter = await hostile_exporter(aiohttp_server, exporter_factory, hostile, clock)
     await poll(exporter)
     clock.set(datetime(2026, 6, 16, 12, 0, tzinfo=UTC))  # a day later: refreshed, and broken
@@ -476,11 +456,7 @@ async def test_history_unavailable_from_the_start_still_exports_current_usage(
 ):
     answers = Answers()
     answers.status = 403
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     assert value(text, "citrix_up", customer_id="odd1", collector="licensing") == 1
     assert value(text, "citrix_licenses_available", **ODD_LABELS) == 25
@@ -490,11 +466,7 @@ async def test_history_unavailable_from_the_start_still_exports_current_usage(
 async def test_licensing_families_help_and_label_names(aiohttp_server, exporter_factory):
     answers = Answers()
     answers.history = {"historicalUsageList": [month_entry("2026-06", 60)]}
-    hostile = HostileUpstream()
-    hostile.on("odd1", HISTORY_SUFFIX, answers)
-    exporter = await hostile_exporter(
-        aiohttp_server, exporter_factory, hostile, FixedClock(HOSTILE_NOW)
-    )
+    exporter = await history_exporter(aiohttp_server, exporter_factory, answers)
     text = await poll(exporter)
     helps = dict(
         line.removeprefix("# HELP ").split(" ", 1)

@@ -22,20 +22,13 @@ from tests.support.helpers import (
     SEED_CLIENT,
     SEED_CUSTOMER,
     SEED_SECRET,
+    Clock,
     make_config,
     samples,
     value,
 )
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # the exporter starts here
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def monitor_config(base_url: str, **monitor: Any):
@@ -144,7 +137,7 @@ def assert_tenant_figures(text: str) -> None:
 async def test_every_gauge_with_server_side_aggregation(
     base_url, exporter_factory, sim_state: SimulatorState, tenant
 ):
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     assert_tenant_figures(await poll(exporter))
     queries = [r.query for r in sim_state.requests if "/monitorodata/" in r.path]
     applies = [q["$apply"] for q in queries if "$apply" in q]
@@ -162,7 +155,7 @@ async def test_same_figures_when_apply_is_rejected_and_the_fallback_is_remembere
     base_url, exporter_factory, sim_state: SimulatorState, tenant, status
 ):
     sim_state.faults.reject_apply = status
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     assert_tenant_figures(await poll(exporter))
     rejected = sum("$apply" in r.query for r in sim_state.requests)
     assert rejected == 2
@@ -183,7 +176,7 @@ async def test_paging_past_1000_rows(
         tenant.add_session(machine["Id"], connection_state=ConnectionState.ACTIVE)
     sim_state.customers[SEED_CUSTOMER].monitor = tenant
     sim_state.faults.reject_apply = reject_apply
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     text = await poll(exporter)
     assert value(text, "citrix_sessions", delivery_group="Big", state="active") == 2500
     pages = sim_state.count("/monitorodata/Sessions")
@@ -193,7 +186,7 @@ async def test_paging_past_1000_rows(
 async def test_failure_counter_is_incremental_and_never_double_counts(
     base_url, exporter_factory, sim_state: SimulatorState, tenant
 ):
-    clock = Clock()
+    clock = Clock(T0)
     tenant.add_failure(failure_date=T0 - timedelta(minutes=5), value=5)  # before start
     tenant.add_failure(failure_date=T0 + timedelta(seconds=10), value=5)
     tenant.add_failure(failure_date=T0 + timedelta(seconds=20), value=100)
@@ -225,7 +218,7 @@ async def test_failure_counter_is_incremental_and_never_double_counts(
 
 
 async def test_logon_histogram(base_url, exporter_factory, sim_state: SimulatorState, tenant):
-    clock = Clock()
+    clock = Clock(T0)
     finance = tenant.desktop_group("Finance")
     machine = tenant.machines_in("Finance")[0]
     for seconds in (3, 12, 12, 400):
@@ -253,7 +246,7 @@ async def test_relative_next_links_are_followed(
     sim_state.faults.next_link_mode = "relative"
     sim_state.faults.odata_page_size = 2
     sim_state.faults.reject_apply = 400
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     assert_tenant_figures(await poll(exporter))
 
 
@@ -262,7 +255,7 @@ async def test_foreign_next_link_is_refused(
 ):
     sim_state.faults.next_link_mode = "foreign"
     sim_state.faults.odata_page_size = 1
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     assert not await exporter.poller.run_all_once()
     assert "refusing to follow @odata.nextLink" in exporter.poller.jobs[0].status.last_error
 
@@ -274,7 +267,7 @@ async def test_looping_server_is_stopped_at_the_first_repeated_link(
     # ends the poll before the page bound (tests/unit/test_upstream_limits.py covers the bound).
     sim_state.faults.next_link_mode = "loop"
     sim_state.faults.odata_page_size = 1
-    exporter = await exporter_factory(monitor_config(base_url, max_pages=5), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url, max_pages=5), clock=Clock(T0))
     assert not await exporter.poller.run_all_once()
     assert "repeats a page" in exporter.poller.jobs[0].status.last_error
     assert sim_state.count("/monitorodata/DesktopGroups") == 2
@@ -285,7 +278,7 @@ async def test_429_on_odata_is_retried_after_retry_after(
 ):
     sim_state.faults.throttle_next = 2
     sim_state.faults.retry_after = "3"
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     assert_tenant_figures(await poll(exporter))
     assert sleeps.delays == [3.0, 3.0]
     text = generate_latest(exporter.registry).decode()
@@ -297,7 +290,7 @@ async def test_429_on_odata_is_retried_after_retry_after(
 async def test_vanished_delivery_group_disappears_on_the_next_poll(
     base_url, exporter_factory, sim_state: SimulatorState, tenant
 ):
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     text = await poll(exporter)
     assert value(text, "citrix_sessions", delivery_group="Call Center", state="pending") == 0
     tenant.remove_desktop_group("Call Center")
@@ -312,7 +305,7 @@ async def test_unknown_enum_values_count_as_unknown(
     machine = tenant.machines_in("Finance")[0]
     tenant.add_session(machine["Id"], connection_state=42)
     machine["CurrentPowerState"] = 77
-    exporter = await exporter_factory(monitor_config(base_url), clock=Clock())
+    exporter = await exporter_factory(monitor_config(base_url), clock=Clock(T0))
     text = await poll(exporter)
     assert value(text, "citrix_sessions", delivery_group="Finance", state="unknown") == 1
     assert (
@@ -395,7 +388,7 @@ async def test_every_enum_value_has_its_own_label(
     for index, code in enumerate(FAILURE_CODES):  # code k: index + 1 failures
         for n in range(index + 1):
             tenant.add_failure(failure_date=T0 + timedelta(seconds=1 + n), value=code)
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url), clock=clock)
     clock.now += 60
     text = await poll(exporter)

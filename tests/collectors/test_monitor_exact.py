@@ -24,11 +24,12 @@ from exporter.collector.monitor import odata_datetime
 from exporter.runtime import Exporter
 from exporter.simulator.monitor import MonitorData
 from exporter.simulator.state import SimulatorState
-from tests.collectors.test_monitor import T0, Clock, build_tenant, monitor_config, poll
+from tests.collectors.test_monitor import T0, build_tenant, monitor_config, poll
 from tests.support.helpers import (
     SEED_CLIENT,
     SEED_CUSTOMER,
     SEED_SECRET,
+    Clock,
     make_config,
     samples,
     value,
@@ -145,7 +146,7 @@ async def test_exact_queries_with_apply_and_apply_is_tried_again_next_poll(
     base_url, exporter_factory: Factory, sim_state: SimulatorState
 ):
     use(sim_state, build_tenant())
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url, overlap="30s"), clock=clock)
     clock.now += 60
     await poll(exporter)
@@ -173,7 +174,7 @@ async def test_rejected_apply_pages_with_exact_queries_and_logs_it_once_per_quer
 ):
     use(sim_state, build_tenant())
     sim_state.faults.reject_apply = 501
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url), clock=clock)
     with real_log_output("json") as (stream, _):
         await poll(exporter)
@@ -308,7 +309,7 @@ async def test_odd_rows_are_counted_exactly_and_each_issue_names_its_field(
 ):
     server = await aiohttp_server(careless_gateway("bad1").app())
     url = str(server.make_url("")).rstrip("/")
-    exporter = await exporter_factory(hostile_config(url), clock=Clock())
+    exporter = await exporter_factory(hostile_config(url), clock=Clock(T0))
     with real_log_output("json") as (stream, _):
         text = await poll(exporter)
     issues = {
@@ -414,7 +415,7 @@ async def test_an_apply_error_that_is_not_a_rejection_fails_the_poll_and_is_not_
     hostile.on("bad1", "/monitorodata/Machines", machines)
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
-    exporter = await exporter_factory(hostile_config(url), clock=Clock())
+    exporter = await exporter_factory(hostile_config(url), clock=Clock(T0))
     assert not await exporter.poller.run_all_once()
     assert "404" in (exporter.poller.jobs[0].status.last_error or "")
     await poll(exporter)
@@ -446,7 +447,7 @@ async def test_requests_in_flight_never_exceed_the_configured_concurrency(
     hostile.on("bad1", "/monitorodata/Sessions", slow(answer([])))
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
-    exporter = await exporter_factory(hostile_config(url, concurrency=concurrency), clock=Clock())
+    exporter = await exporter_factory(hostile_config(url, concurrency=concurrency), clock=Clock(T0))
     await poll(exporter)
     assert most[0] == concurrency
 
@@ -465,7 +466,7 @@ async def test_watermark_counts_a_row_stamped_at_the_start_and_remembers_it_at_t
     start = T0 + timedelta(seconds=0.5)
     tenant.add_failure(failure_date=start, value=5)
     tenant.add_failure(failure_date=T0 + timedelta(seconds=0.25), value=5)
-    clock = Clock()
+    clock = Clock(T0)
     clock.now = start.timestamp()
     exporter = await exporter_factory(monitor_config(base_url, overlap="30s"), clock=clock)
     failures = "citrix_connection_failures_total"
@@ -489,7 +490,7 @@ async def test_logon_buckets_hold_their_upper_bound_and_sum_in_seconds(
     durations_ms = [0, 5000, 5001, 10000, 300000, 300001, 400000]
     for ms in durations_ms:
         tenant.add_session(machine_id, start=T0 + timedelta(seconds=5), logon_ms=ms)
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url), clock=clock)
     clock.now += 60
     text = await poll(exporter)
@@ -507,7 +508,7 @@ async def test_delivery_groups_are_refetched_when_the_refresh_interval_has_passe
     base_url, exporter_factory: Factory, sim_state: SimulatorState
 ):
     use(sim_state, build_tenant())
-    clock = Clock()
+    clock = Clock(T0)
     config = monitor_config(base_url, desktop_groups_refresh="300s")
     exporter = await exporter_factory(config, clock=clock)
     counts = []
@@ -523,7 +524,7 @@ async def test_a_new_group_is_looked_up_once_the_names_are_a_minute_old(
 ):
     """Rows without a delivery group (build_tenant has some) never cause a lookup."""
     tenant = use(sim_state, build_tenant())
-    clock = Clock()
+    clock = Clock(T0)
     config = monitor_config(base_url, desktop_groups_refresh="1h")
     exporter = await exporter_factory(config, clock=clock)
     await poll(exporter)
@@ -568,7 +569,7 @@ async def test_the_zero_filled_series_are_checked_before_they_are_built(
         "collectors": {"licensing": {"enabled": False}, "monitor": {}},
     }
     config = make_config(base_url, [customer], max_series=max_series)
-    exporter = await exporter_factory(config, clock=Clock())
+    exporter = await exporter_factory(config, clock=Clock(T0))
     assert not await exporter.poller.run_all_once()
     last_error = exporter.poller.jobs[0].status.last_error or ""
     assert error in last_error
@@ -584,7 +585,7 @@ async def test_help_text_and_label_names_of_every_monitor_family(
     tenant = use(sim_state, build_tenant())
     tenant.add_failure(failure_date=T0 + timedelta(seconds=5), value=5)
     tenant.add_session(tenant.machines_in("Finance")[0]["Id"], start=T0 + timedelta(seconds=5))
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url), clock=clock)
     clock.now += 60
     text = await poll(exporter)
@@ -640,7 +641,7 @@ async def test_logon_series_of_a_deleted_group_go_with_its_name_and_unknown_stay
         machine_id = tenant.machines_in(group)[0]["Id"]
         tenant.add_session(machine_id, start=T0 + timedelta(seconds=5), logon_ms=8000)
     tenant.add_session(None, start=T0 + timedelta(seconds=5), logon_ms=8000)
-    clock = Clock()
+    clock = Clock(T0)
     exporter = await exporter_factory(monitor_config(base_url), clock=clock)
     clock.now += 60
     text = await poll(exporter)

@@ -59,6 +59,10 @@ async def test_products_values_and_a_404_product_removed_quietly(
     assert len(series(text, "citrix_licenses_")) == 6
     assert value(text, "citrix_up", collector="products") == 1
     assert "citrix_upstream_data_issues_total{" not in text
+    assert (  # its own interval, not the licensing collector's
+        "# HELP citrix_licenses_available Licenses available (totalAvailableLicenseCount). "
+        "Polled from the Citrix Cloud licensing API every products interval.\n" in text
+    )
     text = await rescrape(exporter)
     assert value(text, "citrix_up", collector="products") == 1
     assert sim_state.count("/products/xenmobile/current") == 2

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import sysconfig
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,6 +20,20 @@ from exporter.config import Config
 SEED_CUSTOMER = "xingqit48867"
 SEED_CLIENT = "seed-client"
 SEED_SECRET = "seed-secret-Zq8!"
+
+
+class Clock:
+    """A clock the test moves by hand, for any clock the code takes (wall or monotonic):
+    calling it gives `now`, in seconds; a datetime given stands for its timestamp."""
+
+    def __init__(self, now: float | datetime) -> None:
+        self.set(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def set(self, now: float | datetime) -> None:
+        self.now = now.timestamp() if isinstance(now, datetime) else now
 
 
 class SleepRecorder:

@@ -26,6 +26,7 @@ from exporter.log import (
     LOGGER_NAME,
     MAX_ERROR_CHARS,
     JsonFormatter,
+    LogOnce,
     get_logger,
     setup_logging,
     shown_error,
@@ -323,3 +324,11 @@ def test_shown_error_scrubs_before_cutting():
     text = f"error: {SECRET} and more"
     assert shown_error(text, limit=12) == "error: <red…"
     assert shown_error(text) == "error: <redacted> and more"
+
+
+def test_log_once_is_true_once_per_key_until_cleared():
+    once: LogOnce[str] = LogOnce()
+    assert [once.first("a"), once.first("a"), once.first("b")] == [True, False, True]
+    once.clear("a")
+    once.clear("never seen")  # clearing what was never logged is harmless
+    assert [once.first("a"), once.first("a"), once.first("b")] == [True, False, False]

@@ -10,18 +10,10 @@ from prometheus_client import generate_latest
 
 from exporter.simulator.state import SimulatorState
 from exporter.upstream.errors import TokenError
-from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, make_config, value
+from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, Clock, make_config, value
 
 TOKEN_PATH = "/tokens/clients"
 CURRENT_PATH = "/ud/current"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def api_requests(text: str, code: str) -> float | None:
@@ -32,7 +24,7 @@ async def test_token_is_reused_then_refreshed_ahead_of_expiry(
     base_url, exporter_factory, sim_state: SimulatorState
 ):
     sim_state.faults.token_lifetime = 1000  # refresh margin: a fifth, 200 s before expiry
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     exporter = await exporter_factory(make_config(base_url), clock=clock)
     tokens = exporter.api_clients[SEED_CUSTOMER].tokens
     first = await tokens.get()
@@ -78,7 +70,7 @@ async def test_invalid_client_backs_off_instead_of_storming(
         base_url,
         [{"customer_id": SEED_CUSTOMER, "client_id": "seed-client", "client_secret": "wrong-one"}],
     )
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     exporter = await exporter_factory(config, clock=clock)
     for _ in range(5):
         assert not await exporter.poller.run_all_once()
@@ -187,7 +179,7 @@ async def test_token_failures_back_off_doubling_up_to_max_delay(
         [{"customer_id": SEED_CUSTOMER, "client_id": "seed-client", "client_secret": "wrong-one"}],
         retry={"base_delay": 1, "max_delay": 8},
     )
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     exporter = await exporter_factory(config, clock=clock)
     tokens = exporter.api_clients[SEED_CUSTOMER].tokens
     waits = []
@@ -208,7 +200,7 @@ async def test_current_token_is_kept_while_its_refresh_fails(
     base_url, exporter_factory, sim_state: SimulatorState
 ):
     sim_state.faults.token_lifetime = 1000  # refresh from 800 s, expiry at 1000 s
-    clock = Clock()
+    clock = Clock(1_700_000_000.0)
     start = clock.now
     exporter = await exporter_factory(make_config(base_url), clock=clock)
     tokens = exporter.api_clients[SEED_CUSTOMER].tokens

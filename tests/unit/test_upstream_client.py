@@ -29,7 +29,7 @@ from exporter.metrics import SelfMetrics
 from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
-from tests.support.helpers import SleepRecorder, make_config, url_of, value
+from tests.support.helpers import Clock, SleepRecorder, make_config, url_of, value
 from tests.support.hostile import (
     CURRENT_SUFFIX,
     HISTORY_SUFFIX,
@@ -54,14 +54,6 @@ NO_TOKEN = "token request: answer has no usable access_token"
 ISSUE_MESSAGE = (
     "unexpected upstream data (logged once, counted in citrix_upstream_data_issues_total)"
 )
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -103,7 +95,7 @@ async def open_rig(
     config = make_config(url, customers, timeout=timeout, **poll)
     registry = CollectorRegistry()
     metrics = SelfMetrics(registry)
-    clock, sleeps = Clock(), SleepRecorder()
+    clock, sleeps = Clock(NOW), SleepRecorder()
     async with aiohttp.ClientSession() as session:
         client = ApiClient(
             session,

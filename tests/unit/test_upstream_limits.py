@@ -35,6 +35,7 @@ from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
 from tests.support.helpers import (
+    Clock,
     SleepRecorder,
     make_config,
     missing,
@@ -55,14 +56,6 @@ NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z, a whole second
 MIB = 1024 * 1024
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def two_customers(url: str, **poll: Any) -> Config:
@@ -109,7 +102,7 @@ async def open_client(
             config.poll,
             metrics,
             sleep=sleep or SleepRecorder(),
-            clock=clock or Clock(),
+            clock=clock or Clock(NOW),
             jitter=jitter,
         )
 
@@ -502,7 +495,7 @@ async def test_long_retry_after_throttles_the_customer_at_most_max_retry_after(
     hostile: HostileUpstream, hostile_url: str, retry_after: str, wait: float
 ):
     hostile.on(BAD, CURRENT_SUFFIX, throttle(retry_after))
-    clock = Clock()
+    clock = Clock(NOW)
     recorder = SleepRecorder()
     async with open_client(hostile_url, clock=clock, sleep=recorder) as client:
         url = current_url(client)

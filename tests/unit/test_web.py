@@ -8,15 +8,7 @@ from prometheus_client import generate_latest
 from exporter.log import MAX_ERROR_CHARS
 from exporter.simulator.state import LicenseScenario, SimCustomer, SimulatorState
 from exporter.web import create_web_app
-from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, make_config, value
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, Clock, make_config, value
 
 
 async def test_endpoints_before_and_after_the_first_poll(
@@ -71,7 +63,7 @@ async def test_failure_sets_up_zero_keeps_values_then_drops_them_after_max_stale
         max_staleness=600,
         retry={"attempts": 1},
     )
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     exporter = await exporter_factory(config, clock=clock)
     await exporter.poller.run_all_once()
     seed_job, other_job = exporter.poller.jobs
