@@ -145,15 +145,30 @@ def rss_mib(pid: int) -> float:
     raise SystemExit(f"no VmRSS for pid {pid}")
 
 
-def upstream_stats(port: int) -> dict[str, object]:
-    """The simulator's counters (bench/scale_servers.py)."""
-    endpoint = Endpoint(port, "/_bench/stats", {})
-    try:
-        body = endpoint.get()[2]
-    finally:
-        endpoint.close()
-    stats: dict[str, object] = json.loads(body)
-    return stats
+@dataclass(frozen=True)
+class Upstream:
+    """The simulator's counters (bench/scale_servers.py) once every customer was polled."""
+
+    requests: int
+    latency_sum: float
+    peak_in_flight: int
+    statuses: dict[str, int]
+
+    @classmethod
+    def fetch(cls, port: int) -> Upstream:
+        endpoint = Endpoint(port, "/_bench/stats", {})
+        try:
+            stats = json.loads(endpoint.get()[2])
+        finally:
+            endpoint.close()
+        return cls(
+            stats["requests"], stats["latency_sum"], stats["peak_in_flight"], stats["statuses"]
+        )
+
+    @property
+    def bound(self) -> float:
+        """The shortest the poll could have been at the concurrency the simulator saw."""
+        return self.latency_sum / max(1, self.peak_in_flight)
 
 
 @dataclass
@@ -170,14 +185,8 @@ class Result:
     healthz: list[float]
     scrapes_during_healthz: int
     first_poll: float
-    upstream: dict[str, object]
+    upstream: Upstream
     rss: float
-
-    @property
-    def bound(self) -> float:
-        latency_sum = float(str(self.upstream["latency_sum"]))
-        peak = int(str(self.upstream["peak_in_flight"]))
-        return latency_sum / max(1, peak)
 
 
 def ms(seconds: float) -> str:
@@ -207,16 +216,16 @@ def table(result: Result) -> str:
         ratio(metrics50, static50),
         ms(percentile(result.healthz, 0.99)),
         f"{result.first_poll:.2f} s",
-        f"{result.bound:.2f} s",
-        ratio(result.first_poll, result.bound),
+        f"{result.upstream.bound:.2f} s",
+        ratio(result.first_poll, result.upstream.bound),
         f"{result.rss:.0f} MiB",
         f"{result.rss * 1024 / result.customers:,.0f} KiB",
     ]
     up = result.upstream
-    statuses = ", ".join(f"{k}: {v}" for k, v in dict(up["statuses"]).items())  # type: ignore[call-overload]
+    statuses = ", ".join(f"{k}: {v}" for k, v in up.statuses.items())
     context = (
-        f"upstream latency {ms(result.latency)}: {up['requests']} requests, "
-        f"at most {up['peak_in_flight']} in flight, statuses {statuses}; "
+        f"upstream latency {ms(result.latency)}: {up.requests} requests, "
+        f"at most {up.peak_in_flight} in flight, statuses {statuses}; "
         f"exposition {result.exposition_bytes:,} bytes; {len(result.metrics)} scrapes of each, "
         f"{len(result.healthz)} /healthz during {result.scrapes_during_healthz} more scrapes"
     )
@@ -281,7 +290,7 @@ def measure(args: argparse.Namespace, procs: Processes) -> Result:
     )  # fmt: skip
     wait_ok(exporter_port, "/readyz", exporter, args.timeout)
     first_poll = time.monotonic() - started
-    upstream = upstream_stats(sim_port)
+    upstream = Upstream.fetch(sim_port)
 
     headers = {"Accept": ACCEPT[args.format]}
     headers["Accept-Encoding"] = "gzip" if args.gzip else "identity"
@@ -297,6 +306,7 @@ def measure(args: argparse.Namespace, procs: Processes) -> Result:
     )  # fmt: skip
     wait_ok(static_port, "/", static_server, args.timeout)
     static = Endpoint(static_port, "/", headers)
+    static.get()  # like the first /metrics above: the connection is open before timing
     metrics_times, static_times = time_alternately(metrics, static, args.scrapes)
     healthz = Endpoint(exporter_port, "/healthz", {})
     healthz_times = healthz_while_scraped(metrics, healthz, args.scrapes)

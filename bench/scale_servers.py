@@ -106,9 +106,11 @@ class UpstreamStats:
 
     requests: int = 0
     latency_sum: float = 0.0
+    """Seconds, from the middleware seeing the request to the handler's answer."""
     in_flight: int = 0
     peak_in_flight: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    """How many answers of each HTTP status (anything but 200 and 204 is worth a look)."""
 
     def as_json(self) -> dict[str, object]:
         return {
