@@ -30,6 +30,7 @@ import argparse
 import gzip
 import http.client
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -46,6 +47,7 @@ ACCEPT = {
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.1",
     "text": "text/plain;version=0.0.4",
 }
+UP_SAMPLE = re.compile(r"^citrix_up\{[^}]*\} (\S+)", re.MULTILINE)
 HEALTHZ_PAUSE = 0.005  # seconds between two /healthz requests while /metrics is scraped
 
 
@@ -184,6 +186,7 @@ class Result:
     static: list[float]
     healthz: list[float]
     scrapes_during_healthz: int
+    polls: tuple[int, int]
     first_poll: float
     upstream: Upstream
     rss: float
@@ -224,6 +227,7 @@ def table(result: Result) -> str:
     up = result.upstream
     statuses = ", ".join(f"{k}: {v}" for k, v in up.statuses.items())
     context = (
+        f"polls {result.polls[0]} ok, {result.polls[1]} failed; "
         f"upstream latency {ms(result.latency)}: {up.requests} requests, "
         f"at most {up.peak_in_flight} in flight, statuses {statuses}; "
         f"exposition {result.exposition_bytes:,} bytes; {len(result.metrics)} scrapes of each, "
@@ -266,9 +270,17 @@ def healthz_while_scraped(metrics: Endpoint, healthz: Endpoint, scrapes: int) ->
     return latencies
 
 
-def series_of(body: bytes, gzipped: bool) -> int:
-    text = (gzip.decompress(body) if gzipped else body).decode()
-    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+def series_of(exposition: str) -> int:
+    """Sample lines of an exposition (text or OpenMetrics)."""
+    return sum(1 for line in exposition.splitlines() if line and not line.startswith("#"))
+
+
+def polls_of(exposition: str) -> tuple[int, int]:
+    """(succeeded, failed) last polls, from the exporter's `citrix_up` samples: /readyz says
+    every poll ended, not that it went well."""
+    values = UP_SAMPLE.findall(exposition)
+    ok = sum(1 for value in values if float(value) == 1)
+    return ok, len(values) - ok
 
 
 def measure(args: argparse.Namespace, procs: Processes) -> Result:
@@ -296,8 +308,9 @@ def measure(args: argparse.Namespace, procs: Processes) -> Result:
     headers["Accept-Encoding"] = "gzip" if args.gzip else "identity"
     metrics = Endpoint(exporter_port, "/metrics", headers)
     _, _, body = metrics.get()
+    plain = gzip.decompress(body) if args.gzip else body
     exposition = workdir / "metrics.txt"
-    exposition.write_bytes(gzip.decompress(body) if args.gzip else body)
+    exposition.write_bytes(plain)
     if args.gzip:
         exposition.with_suffix(".txt.gz").write_bytes(body)
     static_server = procs.start(
@@ -316,7 +329,8 @@ def measure(args: argparse.Namespace, procs: Processes) -> Result:
         customers=args.customers,
         collectors=args.collectors,
         latency=args.latency,
-        series=series_of(body, args.gzip),
+        series=series_of(plain.decode()),
+        polls=polls_of(plain.decode()),
         exposition_bytes=len(body),
         metrics=metrics_times,
         static=static_times,
@@ -339,6 +353,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=sorted(ACCEPT), default="openmetrics")
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--timeout", type=float, default=900, help="most seconds to readiness")
+    parser.add_argument("--workdir", type=Path, help="keep config, logs and exposition here")
     args = parser.parse_args(argv)
     if args.customers < 1 or args.scrapes < 1:
         parser.error("--customers and --scrapes must be at least 1")
@@ -346,15 +361,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, report: Callable[[str], None] = print) -> Result:
+    """Measure, stop every process, print the table; on failure, the logs' last lines."""
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        procs = Processes(Path(tmp))
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        procs = Processes(workdir)
         try:
             result = measure(args, procs)
         except BaseException:
-            for log in sorted(Path(tmp).glob("*.log")):
-                report(
-                    f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-20:])
-                )
+            for log in sorted(workdir.glob("*.log")):
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                report(f"--- {log.name} (last lines)\n{tail}")
             raise
         finally:
             procs.stop()
