@@ -18,13 +18,13 @@ from pydantic import ValidationError
 
 from . import __version__
 from .config import Config, ConfigError, WebConfig, field_problems, load_config
+from .config.web import parse_listen_address  # serve() binds with the validating parser
 from .log import SecretScrubber, get_logger, setup_logging
 from .redact import scrub
 from .runtime import Exporter
 from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
-from .web_address import parse_listen_address  # serve() binds with the validating parser
 
 log = get_logger()
 

@@ -22,8 +22,8 @@ from exporter.config import (
     parse_config,
     parse_listen_address,
 )
-from exporter.config_files import CA_FILE_MAX_BYTES, CONFIG_FILE_MAX_BYTES, SECRET_FILE_MAX_BYTES
-from exporter.config_yaml import MAX_DEPTH, MAX_NODES
+from exporter.config.files import CA_FILE_MAX_BYTES, CONFIG_FILE_MAX_BYTES, SECRET_FILE_MAX_BYTES
+from exporter.config.yaml_bounds import MAX_DEPTH, MAX_NODES
 from tests.unit.test_config import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ Loading therefore happens in stages, each of which can report precise key paths:
 3. replace ``client_id_file`` / ``client_secret_file`` by the content of those files;
 4. validate the result with the pydantic models below and translate their errors.
 
-The YAML bounds (depth, size, aliases) live in :mod:`exporter.config_yaml`, the bounded reads of
-the files a config names in :mod:`exporter.config_files`.
+The YAML bounds (depth, size, aliases) live in :mod:`exporter.config.yaml_bounds`, the bounded
+reads of the files a config names in :mod:`exporter.config.files`.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from exporter.config_files import (
+from exporter.config.files import (
     CONFIG_FILE_MAX_BYTES,
     SECRET_FILE_MAX_BYTES,
     FileProblem,
     check_ca_file,
     read_bounded,
 )
-from exporter.config_yaml import BoundedLoader, check_expansion, describe_yaml_error
+from exporter.config.web import RESERVED_PATHS, check_telemetry_path, parse_listen_address
+from exporter.config.yaml_bounds import BoundedLoader, check_expansion, describe_yaml_error
 from exporter.durations import DurationError, parse_duration
-from exporter.web_address import RESERVED_PATHS, check_telemetry_path, parse_listen_address
 
 __all__ = [
     "REGION_BASE_URLS",
@@ -625,7 +625,7 @@ def parse_config(
     try:
         return _parse(text, source, env)
     except RecursionError:
-        # config_yaml bounds nesting, so this is a last line of defence for every later stage.
+        # yaml_bounds bounds nesting, so this is a last line of defence for every later stage.
         raise ConfigError(f"{source}: configuration is nested too deeply") from None
 
 
@@ -769,7 +769,7 @@ def _resolve_secret_file(
 def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
     """Return the file's content without trailing whitespace, or report why it is unusable.
 
-    The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config_files).
+    The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config.files).
     """
     try:
         content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode().rstrip()
