@@ -79,7 +79,7 @@ REGION_BASE_URLS: dict[str, str] = {
 
 Loc = tuple[str | int, ...]
 
-_CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ENV_REF_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_FILE_FIELDS = ("client_id", "client_secret")
 
@@ -98,7 +98,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.messages))
 
 
-class _NestedError(ValueError):
+class NestedError(ValueError):
     """Raised by validators to report problems on keys *below* the validated value.
 
     Pydantic attaches a validator's error to the validated object itself; carrying relative key
@@ -146,12 +146,12 @@ Interval = Annotated[float, BeforeValidator(_to_interval)]
 OptionalInterval = Annotated[float | None, BeforeValidator(_to_optional_interval)]
 
 
-def _empty_if_none(value: object) -> object:
+def empty_if_none(value: object) -> object:
     """Treat an empty YAML section (``poll:`` with every child commented out) as all defaults."""
     return {} if value is None else value
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
     """Common settings: typos must be errors, and a loaded config must not change under us."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -162,7 +162,7 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-class WebConfig(_Model):
+class WebConfig(Model):
     """Where the exporter's own HTTP server listens; the command-line flags use this model too."""
 
     listen_address: str = ":9876"
@@ -181,7 +181,7 @@ class WebConfig(_Model):
         return check_telemetry_path(value)
 
 
-class RetryConfig(_Model):
+class RetryConfig(Model):
     """Retries of one upstream request; ``attempts`` counts the first try too."""
 
     attempts: int = Field(default=4, ge=1, le=10)
@@ -194,7 +194,7 @@ class RetryConfig(_Model):
     def _check_delays(self) -> RetryConfig:
         """Exponential back-off is capped at max_delay, so it must not be below the start."""
         if self.max_delay < self.base_delay:
-            raise _NestedError([(("max_delay",), "must not be smaller than base_delay")])
+            raise NestedError([(("max_delay",), "must not be smaller than base_delay")])
         return self
 
 
@@ -202,7 +202,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_SERIES = 20_000
 
 
-class PollConfig(_Model):
+class PollConfig(Model):
     """How often and how patiently the upstream APIs are polled."""
 
     interval: Interval = 300.0
@@ -213,10 +213,10 @@ class PollConfig(_Model):
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=2**31)
     max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=10_000_000)
 
-    _retry_defaults = field_validator("retry", mode="before")(_empty_if_none)
+    _retry_defaults = field_validator("retry", mode="before")(empty_if_none)
 
 
-class CollectorConfig(_Model):
+class CollectorConfig(Model):
     """Per-collector switch and optional interval (``None`` = use ``poll.interval``).
 
     Collectors with their own options subclass this (e.g. a future ``MonitorCollectorConfig``)
@@ -287,7 +287,7 @@ class ObservedCollectorConfig(CollectorConfig):
     @classmethod
     def _check_url(cls, value: str) -> str:
         """A base URL like ``api_url``: scheme, host and optional path prefix."""
-        return _normalise_api_url(value)
+        return normalise_api_url(value)
 
 
 class ProductsCollectorConfig(ObservedCollectorConfig):
@@ -318,7 +318,7 @@ class ProductsCollectorConfig(ObservedCollectorConfig):
                 problems.append(((index,), f"duplicate product '{product}'"))
             seen.add(product)
         if problems:
-            raise _NestedError(problems)
+            raise NestedError(problems)
         return value
 
 
@@ -380,7 +380,7 @@ class PartnerCollectorConfig(ObservedCollectorConfig):
     @classmethod
     def _check_partner_id(cls, value: str | None) -> str | None:
         """Used in URLs like a customer id."""
-        if value is not None and not _CUSTOMER_ID_RE.fullmatch(value):
+        if value is not None and not CUSTOMER_ID_RE.fullmatch(value):
             raise ValueError("must be 1-64 characters of letters, digits, '_', '.' or '-'")
         return value
 
@@ -410,7 +410,7 @@ class PartnerCollectorConfig(ObservedCollectorConfig):
         return self
 
 
-class CollectorsConfig(_Model):
+class CollectorsConfig(Model):
     """Which collectors run for a customer.
 
     Each field's default instance defines that collector's default ``enabled`` state, which also
@@ -432,7 +432,7 @@ class CollectorsConfig(_Model):
             return data
         result = dict(data)
         for name, field in cls.model_fields.items():
-            value = _empty_if_none(result.get(name, {}))
+            value = empty_if_none(result.get(name, {}))
             if name in result and isinstance(value, dict) and "enabled" not in value:
                 default = field.default
                 if isinstance(default, CollectorConfig):
@@ -453,7 +453,7 @@ class CollectorsConfig(_Model):
         return value
 
 
-class CustomerConfig(_Model):
+class CustomerConfig(Model):
     """One Citrix Cloud customer (tenant) and the API client used to scrape it."""
 
     customer_id: str
@@ -464,13 +464,13 @@ class CustomerConfig(_Model):
     ca_file: str | None = None
     collectors: CollectorsConfig = CollectorsConfig()
 
-    _collectors_defaults = field_validator("collectors", mode="before")(_empty_if_none)
+    _collectors_defaults = field_validator("collectors", mode="before")(empty_if_none)
 
     @field_validator("customer_id")
     @classmethod
     def _check_customer_id(cls, value: str) -> str:
         """The id ends up in URLs, headers and metric labels, so keep it to a safe alphabet."""
-        if not _CUSTOMER_ID_RE.fullmatch(value):
+        if not CUSTOMER_ID_RE.fullmatch(value):
             raise ValueError("must be 1-64 characters of letters, digits, '_', '.' or '-'")
         return value
 
@@ -502,7 +502,7 @@ class CustomerConfig(_Model):
     @classmethod
     def _check_api_url(cls, value: str | None) -> str | None:
         """The URL is used as a prefix for API paths, so only scheme, host and path make sense."""
-        return None if value is None else _normalise_api_url(value)
+        return None if value is None else normalise_api_url(value)
 
     @field_validator("ca_file")
     @classmethod
@@ -512,7 +512,7 @@ class CustomerConfig(_Model):
             try:
                 check_ca_file(value)
             except FileProblem as exc:
-                raise ValueError(f"cannot read CA file {_quoted(value)}: {exc}") from None
+                raise ValueError(f"cannot read CA file {quoted(value)}: {exc}") from None
         return value
 
     @property
@@ -526,14 +526,14 @@ class CustomerConfig(_Model):
         return default if interval is None else interval
 
 
-class Config(_Model):
+class Config(Model):
     """The whole configuration file."""
 
     web: WebConfig = WebConfig()
     poll: PollConfig = PollConfig()
     customers: list[CustomerConfig] = Field(min_length=1)
 
-    _section_defaults = field_validator("web", "poll", mode="before")(_empty_if_none)
+    _section_defaults = field_validator("web", "poll", mode="before")(empty_if_none)
 
     @field_validator("customers", mode="before")
     @classmethod
@@ -556,7 +556,7 @@ class Config(_Model):
                 )
                 problems.append(((index, "customer_id"), message))
         if problems:
-            raise _NestedError(problems)
+            raise NestedError(problems)
         return customers
 
     def secrets(self) -> list[str]:
@@ -565,7 +565,7 @@ class Config(_Model):
         return list(dict.fromkeys(v for v in values if v))
 
 
-def _normalise_api_url(url: str) -> str:
+def normalise_api_url(url: str) -> str:
     """Validate an API base URL and strip trailing slashes (messages never repeat the URL)."""
     try:
         parts = urlsplit(url)
@@ -587,7 +587,7 @@ def _normalise_api_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Problem:
+class Problem:
     """One error before formatting; ``line`` is looked up from ``loc`` unless given."""
 
     loc: Loc
@@ -643,14 +643,14 @@ def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems.extend(p for p in _translate(exc) if not _is_suppressed(p.loc, suppressed))
+        problems.extend(p for p in translate(exc) if not _is_suppressed(p.loc, suppressed))
     else:
         if not problems:
             return config
-    raise ConfigError(_format_problems(problems, root, source))
+    raise ConfigError(format_problems(problems, root, source))
 
 
-def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Problem]]:
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[Problem]]:
     """Return the node tree (for line numbers), the plain data of a single YAML document and
     its duplicate keys.
 
@@ -673,12 +673,12 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[_Pro
         raise ConfigError(f"{source}: {describe_yaml_error(exc, text)}") from None
 
 
-def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Problem]:
+def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[Problem]:
     """Report keys given twice in one mapping; PyYAML would silently keep the last one."""
     if id(node) in seen_nodes:
         return []
     seen_nodes.add(id(node))
-    problems: list[_Problem] = []
+    problems: list[Problem] = []
     if isinstance(node, yaml.MappingNode):
         keys: set[str] = set()
         # A list or mapping as a key fails construction ("found unhashable key") anyway.
@@ -686,7 +686,7 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Pr
         for key, value in scalar_keyed:
             name: str = key.value
             if name in keys and name != "<<":  # several merge keys are fine
-                problems.append(_Problem((*loc, name), "duplicate key", key.start_mark.line + 1))
+                problems.append(Problem((*loc, name), "duplicate key", key.start_mark.line + 1))
             keys.add(name)
             problems += _duplicate_keys(value, (*loc, name or "?"), seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
@@ -696,7 +696,7 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, seen_nodes: set[int]) -> list[_Pr
 
 
 def _expand(
-    value: Any, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
+    value: Any, loc: Loc, env: Mapping[str, str], problems: list[Problem], suppressed: set[Loc]
 ) -> Any:
     """Return a copy of ``value`` with ``${VAR}`` expanded in every string (not in keys)."""
     if isinstance(value, str):
@@ -709,21 +709,21 @@ def _expand(
 
 
 def _expand_string(
-    text: str, loc: Loc, env: Mapping[str, str], problems: list[_Problem], suppressed: set[Loc]
+    text: str, loc: Loc, env: Mapping[str, str], problems: list[Problem], suppressed: set[Loc]
 ) -> str | _Unresolved:
     """Expand one string; ``$${X}`` stays a literal ``${X}``. Unset variables are reported."""
     references = _ENV_REF_RE.findall(text)  # (escape, name) pairs
     missing = dict.fromkeys(name for escape, name in references if not escape and name not in env)
     if missing:
         for name in missing:
-            problems.append(_Problem(loc, f"environment variable {name} is not set"))
+            problems.append(Problem(loc, f"environment variable {name} is not set"))
         suppressed.add(loc)
         return _UNRESOLVED
     return _ENV_REF_RE.sub(lambda m: "${" + m[2] + "}" if m[1] else env[m[2]], text)
 
 
 def _resolve_secret_files(
-    data: dict[Any, Any], problems: list[_Problem], suppressed: set[Loc]
+    data: dict[Any, Any], problems: list[Problem], suppressed: set[Loc]
 ) -> None:
     """Replace ``client_*_file`` keys of every customer by the file's content, in place."""
     customers = data.get("customers")
@@ -739,7 +739,7 @@ def _resolve_secret_file(
     customer: dict[Any, Any],
     loc: Loc,
     field: str,
-    problems: list[_Problem],
+    problems: list[Problem],
     suppressed: set[Loc],
 ) -> None:
     """Resolve ``<field>_file`` for one customer; on failure report it on the ``_file`` key."""
@@ -751,13 +751,13 @@ def _resolve_secret_file(
     if field in customer:
         if path is not _UNRESOLVED:
             message = f"{field} and {file_key} are mutually exclusive; set only one of them"
-            problems.append(_Problem(file_loc, message))
+            problems.append(Problem(file_loc, message))
         return
     content: str | None = None
     if path is _UNRESOLVED:
         pass  # the missing variable is reported already
     elif not isinstance(path, str) or not path.strip():
-        problems.append(_Problem(file_loc, "must be a file path"))
+        problems.append(Problem(file_loc, "must be a file path"))
     else:
         content = _read_secret_file(path, file_loc, problems)
     if content is None:
@@ -766,7 +766,7 @@ def _resolve_secret_file(
         customer[field] = content
 
 
-def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | None:
+def _read_secret_file(path: str, loc: Loc, problems: list[Problem]) -> str | None:
     """Return the file's content without trailing whitespace, or report why it is unusable.
 
     The file must be a regular file of at most ``SECRET_FILE_MAX_BYTES`` (config.files).
@@ -774,13 +774,13 @@ def _read_secret_file(path: str, loc: Loc, problems: list[_Problem]) -> str | No
     try:
         content = read_bounded(path, SECRET_FILE_MAX_BYTES).decode().rstrip()
     except FileProblem as exc:
-        problems.append(_Problem(loc, f"cannot read file {_quoted(path)}: {exc}"))
+        problems.append(Problem(loc, f"cannot read file {quoted(path)}: {exc}"))
         return None
     except UnicodeDecodeError:
-        problems.append(_Problem(loc, f"file {_quoted(path)} is not valid UTF-8 text"))
+        problems.append(Problem(loc, f"file {quoted(path)} is not valid UTF-8 text"))
         return None
     if not content:
-        problems.append(_Problem(loc, f"file {_quoted(path)} is empty"))
+        problems.append(Problem(loc, f"file {quoted(path)} is empty"))
         return None
     return content
 
@@ -828,19 +828,19 @@ def field_problems(exc: ValidationError) -> list[tuple[str, str]]:
     The command line validates its ``--web.*`` flags with :class:`WebConfig` and names the flag
     for the key path, with the same messages as the config file.
     """
-    return [(_format_loc(problem.loc), problem.message) for problem in _translate(exc)]
+    return [(format_loc(problem.loc), problem.message) for problem in translate(exc)]
 
 
-def _translate(exc: ValidationError) -> Iterator[_Problem]:
+def translate(exc: ValidationError) -> Iterator[Problem]:
     """Turn pydantic errors into problems; input values are never copied into messages."""
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(error["loc"])
         nested = (error.get("ctx") or {}).get("error")
-        if isinstance(nested, _NestedError):
+        if isinstance(nested, NestedError):
             for sub_loc, message in nested.problems:
-                yield _Problem((*loc, *sub_loc), message)
+                yield Problem((*loc, *sub_loc), message)
         else:
-            yield _Problem(loc, _message_for(error))
+            yield Problem(loc, _message_for(error))
 
 
 def _message_for(error: ErrorDetails) -> str:
@@ -859,12 +859,12 @@ def _message_for(error: ErrorDetails) -> str:
     return error["msg"]
 
 
-def _format_problems(problems: Sequence[_Problem], root: yaml.Node, source: str) -> list[str]:
+def format_problems(problems: Sequence[Problem], root: yaml.Node, source: str) -> list[str]:
     """One ``source: key.path: message (line N)`` line per problem, ordered by line."""
     lines: list[tuple[int, str]] = []
     for problem in problems:
         line = problem.line if problem.line is not None else _line_of(root, problem.loc)
-        path = _format_loc(problem.loc)
+        path = format_loc(problem.loc)
         prefix = f"{source}: {path}: " if path else f"{source}: "
         lines.append((line, f"{prefix}{problem.message} (line {line})"))
     lines.sort(key=lambda item: item[0])
@@ -875,7 +875,7 @@ _MAX_KEY_CHARS = 64
 _MAX_PATH_CHARS = 256
 
 
-def _quoted(path: str) -> str:
+def quoted(path: str) -> str:
     """A file path for a message: ``'/run/secrets/x'``; escaped if it holds control characters
     (one problem stays one line) and cut if absurdly long."""
     if len(path) > _MAX_PATH_CHARS:
@@ -883,7 +883,7 @@ def _quoted(path: str) -> str:
     return f"'{path}'" if path.isprintable() else repr(path)
 
 
-def _format_loc(loc: Loc) -> str:
+def format_loc(loc: Loc) -> str:
     """``('customers', 0, 'client_id')`` -> ``customers[0].client_id``.
 
     An unknown key is shown as written only if it is short and printable; otherwise quoted and
