@@ -11,7 +11,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["RESERVED_PATHS", "check_telemetry_path", "parse_listen_address"]
+from pydantic import field_validator
+
+from exporter.config.types import Model
+
+__all__ = ["RESERVED_PATHS", "WebConfig", "check_telemetry_path", "parse_listen_address"]
 
 _LISTEN_ADDRESS_HINT = "must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'"
 _PORT_RE = re.compile(r"[0-9]{1,5}")
@@ -64,3 +68,22 @@ def check_telemetry_path(value: str) -> str:
             "(no spaces, '?', '#' or '%')"
         )
     return value
+
+
+class WebConfig(Model):
+    """Where the exporter's own HTTP server listens; the command-line flags use this model too."""
+
+    listen_address: str = ":9876"
+    telemetry_path: str = "/metrics"
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen_address(cls, value: str) -> str:
+        """Catch a missing or malformed port now rather than when binding the socket."""
+        parse_listen_address(value)
+        return value
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _check_telemetry_path(cls, value: str) -> str:
+        return check_telemetry_path(value)
