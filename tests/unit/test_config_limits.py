@@ -206,8 +206,11 @@ def test_listen_address_rejected(address: str, detail: str) -> None:
 
 
 def test_serve_binds_with_the_validating_parser() -> None:
-    """One parser for the key, the flag and the bind call (issue #11)."""
-    assert cli.parse_listen_address is parse_listen_address
+    """One parser for the key, the flag and the bind call (issue #11): serve() binds at the
+    validated WebConfig's bind_address, which is the parser's answer."""
+    assert inspect.signature(cli.serve).parameters["web_config"].annotation == "WebConfig"
+    bind = WebConfig(listen_address="[::1]:9876").bind_address
+    assert bind == parse_listen_address("[::1]:9876") == ("::1", 9876)
 
 
 @pytest.mark.parametrize("path", RESERVED_PATHS)
