@@ -23,12 +23,17 @@ from exporter.config.types import (
 class CollectorConfig(Model):
     """Per-collector switch and optional interval (``None`` = use ``poll.interval``).
 
-    Collectors with their own options subclass this (e.g. a future ``MonitorCollectorConfig``)
-    and replace the field type in :class:`CollectorsConfig`.
+    Collectors with their own options subclass this (e.g. :class:`MonitorCollectorConfig`) and
+    use the subclass as the field type in :class:`CollectorsConfig` and in the collector registry
+    (``exporter/collector/registry.py``).
     """
 
     enabled: bool = True
     interval: OptionalInterval = None
+
+    def interval_or(self, default: float) -> float:
+        """Poll interval: this collector's own ``interval`` or ``default`` (poll.interval)."""
+        return default if self.interval is None else self.interval
 
 
 class MonitorCollectorConfig(CollectorConfig):
@@ -248,10 +253,3 @@ class CollectorsConfig(Model):
         """``(name, config)`` of the enabled collectors, in declaration order."""
         pairs = ((name, getattr(self, name)) for name in type(self).model_fields)
         return [(name, cfg) for name, cfg in pairs if cfg.enabled]
-
-    def get(self, name: str) -> CollectorConfig:
-        """The config of collector ``name``; ``KeyError`` for unknown names (a programming bug)."""
-        if name not in type(self).model_fields:
-            raise KeyError(f"unknown collector {name!r}")
-        value: CollectorConfig = getattr(self, name)
-        return value

@@ -131,11 +131,6 @@ class CustomerConfig(Model):
         """API base URL without trailing slash: ``api_url`` if set, else the region's URL."""
         return (self.api_url or REGION_BASE_URLS[self.region]).rstrip("/")
 
-    def interval_for(self, collector: str, default: float) -> float:
-        """Poll interval of ``collector``: its own ``interval`` or ``default`` (poll.interval)."""
-        interval = self.collectors.get(collector).interval
-        return default if interval is None else interval
-
 
 class Config(Model):
     """The whole configuration file."""
