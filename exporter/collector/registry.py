@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..config import CollectorConfig, CollectorsConfig
-from ..config.collectors import (
+from ..config import (
+    CollectorConfig,
+    CollectorsConfig,
     ConcurrentCollectorConfig,
     LicenseServersCollectorConfig,
     MonitorCollectorConfig,
