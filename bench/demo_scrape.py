@@ -3,8 +3,8 @@
 Usage: python bench/demo_scrape.py [--warmup SECONDS] [--requests N]
 
 Starts `python -m exporter --demo` on a free port, waits `--warmup` seconds (default 300, the
-figure quoted in the README), then times N sequential scrapes and prints latency percentiles,
-the exposition size and the process's RSS (current and peak, from /proc).
+figure quoted in docs/performance.md), then times N sequential scrapes and prints latency
+percentiles, the exposition size and the process's RSS (current and peak, from /proc).
 """
 
 from __future__ import annotations

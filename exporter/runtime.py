@@ -1,14 +1,12 @@
-"""Wires one exporter together: HTTP sessions, token managers, collectors, poller, registry."""
+"""Wires one exporter together: connections, collectors, poller, registry."""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
 
-import aiohttp
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -19,26 +17,18 @@ from prometheus_client import (
 
 from .collector import registry
 from .collector.base import CollectorContext
-from .config import Config, CustomerConfig
+from .config import Config
 from .log import get_logger
 from .metrics import DataIssues, SelfMetrics
 from .poller import Poller, PollJob, StatusCollector
 from .snapshot import SnapshotStore
-from .upstream.client import ApiClient, Sleep, customer_api
+from .upstream.client import ApiClient, Sleep
+from .upstream.connections import Connections
 
 log = get_logger("runtime")
 
 # `_created` series double the exposition and mean nothing to alerting; off for the process.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-
-def ssl_context(customer: CustomerConfig) -> ssl.SSLContext | bool:
-    """System trust plus the customer's extra CA bundle, if any (for TLS-inspecting proxies)."""
-    if not customer.ca_file:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=customer.ca_file)
-    return context
 
 
 class Exporter:
@@ -53,7 +43,6 @@ class Exporter:
         process_metrics: bool = True,
     ) -> None:
         self.config = config
-        self._sleep = sleep
         self._clock = clock
         self.registry = CollectorRegistry()
         self.metrics = SelfMetrics(self.registry)
@@ -62,8 +51,8 @@ class Exporter:
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
-        self.api_clients: dict[str, ApiClient] = {}
-        self._sessions: list[aiohttp.ClientSession] = []
+        self.connections = Connections(config, self.metrics, sleep=sleep, clock=clock)
+        self.api_clients: dict[str, ApiClient] = self.connections.clients
         self.poller = Poller([], self.store, clock, config.poll.max_series)
         self.registry.register(StatusCollector(self.poller))
 
@@ -80,21 +69,12 @@ class Exporter:
         await self.close()
 
     async def open(self) -> None:
-        """Create one HTTP session, API client (with its token manager) and set of collectors
-        per customer; polling starts only with `poller.start()`."""
+        """Open the customers' connections (session, API client, token manager) and create
+        each customer's collectors; polling starts only with `poller.start()`."""
         poll = self.config.poll
+        clients = self.connections.open()
         for customer in self.config.customers:
-            session = aiohttp.ClientSession(
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY
-                # Above every configurable per-customer concurrency (monitor 8, partner 16), so
-                # the pool never silently caps them; the collectors' own limits apply.
-                connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=16),
-            )
-            self._sessions.append(session)
-            api = customer_api(
-                session, customer, poll, self.metrics, sleep=self._sleep, clock=self._clock
-            )
-            self.api_clients[customer.customer_id] = api
+            api = clients[customer.customer_id]
             for entry, options in registry.enabled(customer.collectors):
                 ctx = CollectorContext(
                     customer,
@@ -113,6 +93,4 @@ class Exporter:
 
     async def close(self) -> None:
         await self.poller.stop()
-        for session in self._sessions:
-            await session.close()
-        self._sessions = []
+        await self.connections.close()

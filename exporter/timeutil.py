@@ -12,7 +12,8 @@ exported as a `_timestamp_seconds` value would fire "expires soon" alerts or hid
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import TypeVar
 
 _ISO = re.compile(
     r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)"
@@ -22,6 +23,18 @@ _ISO = re.compile(
 )
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+Day = TypeVar("Day", bound=date)
+
+
+def add_months(moment: Day, months: int) -> Day:
+    """`moment` moved by whole calendar months (negative: back), day and time kept.
+
+    Licence figures are monthly, so callers pass the first of a month, which every month has;
+    another day may not exist in the target month (ValueError).
+    """
+    index = moment.year * 12 + moment.month - 1 + months
+    return moment.replace(year=index // 12, month=index % 12 + 1)
 
 
 class OutOfRangeError(ValueError):

@@ -13,7 +13,7 @@ from exporter.runtime import Exporter
 from exporter.simulator.app import create_app
 from exporter.simulator.scenarios import seed_state
 from exporter.simulator.state import SimulatorState
-from tests.support.helpers import SleepRecorder
+from tests.support.helpers import SleepRecorder, url_of
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def sim_server(
 
 @pytest.fixture
 def base_url(sim_server: TestServer) -> str:
-    return str(sim_server.make_url("")).rstrip("/")
+    return url_of(sim_server)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ reported (the product calls leave out the per-assignment usage, for example).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from .base import GaugeSet
@@ -80,14 +80,7 @@ def add_current_usage(
             labels,
             max(0.0, used - available),
         )
-    for assignment, key in ASSIGNMENTS:
-        usage = section(key)
-        if usage is None:
-            continue
-        for field, name, help_text in PER_ASSIGNMENT:
-            value = fields.count(usage, field, f"{prefix}{key}.{field}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value, {"assignment": assignment})
+    add_per_assignment(gauges, labels, section, PER_ASSIGNMENT, fields, prefix)
     for key, entries in SECTIONS.items():
         values = section(key)
         if values is None:
@@ -97,3 +90,24 @@ def add_current_usage(
             value = (fields.timestamp if is_time else fields.count)(values, field, path)
             if value is not None:
                 gauges.add(name, help_text, labels, value)
+
+
+def add_per_assignment(
+    gauges: GaugeSet,
+    labels: list[str],
+    usage_of: Callable[[str], dict[str, Any] | None],
+    table: Iterable[tuple[str, str, str]],
+    fields: Fields,
+    prefix: str,
+) -> None:
+    """The `table` counts (field, metric, help) of the user and the device usage object
+    (`usage_of(key)`, None when absent), labelled with their assignment kind. The current
+    usage and each month of the history have the same two objects."""
+    for assignment, key in ASSIGNMENTS:
+        usage = usage_of(key)
+        if usage is None:
+            continue
+        for field, name, help_text in table:
+            value = fields.count(usage, field, f"{prefix}{key}.{field}")
+            if value is not None:
+                gauges.add(name, help_text, labels, value, {"assignment": assignment})

@@ -14,9 +14,11 @@ from prometheus_client.core import Metric
 
 from ..config import CollectorConfig
 from ..log import get_logger
+from ..timeutil import add_months
+from ..upstream.client import ApiClient, ApiResponse
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
-from .current_usage import ASSIGNMENTS, add_current_usage
+from .current_usage import add_current_usage, add_per_assignment
 from .fields import Fields
 
 log = get_logger("licensing")
@@ -27,12 +29,12 @@ HISTORY_REFRESH_SECONDS = 24 * 3600
 HISTORY_MONTHS = 12
 LABELS = ["customer_id", "product", "edition"]
 HELP_SUFFIX = "Polled from the Citrix Cloud licensing API every licensing interval."
+HISTORY_HELP_SUFFIX = "Polled from the licensing historical usage API once a day."
 
 
 def months_back(now: datetime, months: int) -> str:
     """`yyyy-MM` of the month `months` before `now`'s month."""
-    index = now.year * 12 + now.month - 1 - months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return add_months(now.replace(day=1), -months).strftime("%Y-%m")
 
 
 class LicensingCollector(Collector):
@@ -52,9 +54,7 @@ class LicensingCollector(Collector):
         if not isinstance(response.data, dict):
             self.ctx.issues.report("bad_shape", "current", "current usage is not a JSON object")
             raise UpstreamError("licensing_current: response is not a JSON object")
-        product = self.fields.label(response.data, "productName")
-        edition = self.fields.label(response.data, "productEdition")
-        labels = [self.ctx.customer_id, product, edition]
+        labels = product_labels(self.ctx.customer_id, response.data, self.fields)
         current = GaugeSet(LABELS, HELP_SUFFIX)
         add_current_usage(current, labels, response.data, self.fields)
         await self._refresh_history(labels)
@@ -76,11 +76,8 @@ class LicensingCollector(Collector):
             fetched_at, fetched_month = self._history_fetched
             if now - fetched_at < HISTORY_REFRESH_SECONDS and month == fetched_month:
                 return
-        params = {"startDate": months_back(today, HISTORY_MONTHS - 1), "endDate": month}
         try:
-            response = await self.ctx.api.get_json(
-                "licensing_historical_usage", self.ctx.api.base_url + HISTORY_PATH, params
-            )
+            response = await get_history(self.ctx.api, today, HISTORY_MONTHS)
         except UpstreamError as err:
             log.warning(
                 "historical usage not available; keeping previous figures, retrying next poll",
@@ -96,9 +93,38 @@ class LicensingCollector(Collector):
             return []
         in_month = [item for item in months if item[0].strftime("%Y-%m") == month]
         when, entry = max(in_month or months, key=lambda item: item[0])
-        gauges = GaugeSet(LABELS, "Polled from the licensing historical usage API once a day.")
-        add_month_gauges(gauges, labels, when, entry, self.fields)
-        return gauges.families()
+        return month_families(labels, when, entry, self.fields, HISTORY_HELP_SUFFIX)
+
+
+def product_labels(customer_id: str, current: dict[str, Any], fields: Fields) -> list[str]:
+    """The labels of every licensing gauge: the customer, and the product and edition its
+    current usage names (the history carries none of its own)."""
+    product = fields.label(current, "productName")
+    edition = fields.label(current, "productEdition")
+    return [customer_id, product, edition]
+
+
+async def get_history(api: ApiClient, now: datetime, months: int) -> ApiResponse:
+    """The historical usage answer for the `months` months up to and including `now`'s."""
+    params = {"startDate": months_back(now, months - 1), "endDate": months_back(now, 0)}
+    return await api.get_json("licensing_historical_usage", api.base_url + HISTORY_PATH, params)
+
+
+async def fetch_month_history(
+    api: ApiClient, months: int, now: datetime, fields: Fields, *, help_suffix: str
+) -> list[tuple[datetime, list[Metric]]]:
+    """(month start, month gauges) of each month the historical usage API reports for the
+    customer of `api`, oldest first: the series the live collector exports, so `backfill`
+    writes a history continuous with them. `help_suffix` ends each HELP text."""
+    current = await api.get_json("licensing_current", api.base_url + CURRENT_PATH)
+    labels = product_labels(
+        api.customer.customer_id, current.data if isinstance(current.data, dict) else {}, fields
+    )
+    history = await get_history(api, now, months)
+    reported = sorted(history_months(history.data, fields), key=lambda item: item[0])
+    return [
+        (when, month_families(labels, when, entry, fields, help_suffix)) for when, entry in reported
+    ]
 
 
 MONTH_FIELDS = (
@@ -131,6 +157,15 @@ def history_months(data: Any, fields: Fields) -> list[tuple[datetime, dict[str, 
     return months
 
 
+def month_families(
+    labels: list[str], when: datetime, entry: dict[str, Any], fields: Fields, help_suffix: str
+) -> list[Metric]:
+    """The citrix_licenses_month_* families of one month, each HELP ending in `help_suffix`."""
+    gauges = GaugeSet(LABELS, help_suffix)
+    add_month_gauges(gauges, labels, when, entry, fields)
+    return gauges.families()
+
+
 def add_month_gauges(
     gauges: GaugeSet, labels: list[str], when: datetime, entry: dict[str, Any], fields: Fields
 ) -> None:
@@ -153,11 +188,8 @@ def add_month_gauges(
             labels,
             available,
         )
-    for assignment, key in ASSIGNMENTS:
-        usage = fields.object(entry, key, path=f"{path}.{key}")
-        if usage is None:
-            continue
-        for field, name, help_text in MONTH_FIELDS:
-            value = fields.count(usage, field, f"{path}.{key}.{field}")
-            if value is not None:
-                gauges.add(name, help_text, labels, value, {"assignment": assignment})
+
+    def usage_of(key: str) -> dict[str, Any] | None:
+        return fields.object(entry, key, path=f"{path}.{key}")
+
+    add_per_assignment(gauges, labels, usage_of, MONTH_FIELDS, fields, f"{path}.")

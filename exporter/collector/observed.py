@@ -1,7 +1,7 @@
 """Helpers shared by the collectors of observed (undocumented) Citrix Cloud APIs.
 
 Those APIs live on other hosts than the customer's `api_url` and their paths are configurable
-templates (`/{customer_id}/licenseservers`); see the README, "Observed licensing APIs".
+templates (`/{customer_id}/licenseservers`); see docs/observed-apis.md.
 Label values that come from those APIs (account names, FQDNs, feature ids) are free text, so
 they are tidied (printable, trimmed) and cut to tighter limits by `fields.repair_label`.
 """

@@ -5,8 +5,8 @@ a summary (total, paid and free users, License Servers, customers) and per-custo
 (account name, total, paid and free users), and for Citrix DaaS a summary (customers,
 licenses, users, overage) and per-customer figures (organization id, licenses, users,
 overage). **Citrix published no paths or field names for these**: the four `*_path` options
-default to this exporter's guesses and must be pointed at the real calls (the README,
-"Observed licensing APIs", lists the shapes read). The one observed partner call, active use per
+default to this exporter's guesses and must be pointed at the real calls (docs/observed-apis.md
+lists the shapes read). The one observed partner call, active use per
 customer (`/{partnerId}/activeuse/partner/tenant/cloud/cvad/current?customer=...`, answering
 `ccuActiveUse` and `udActiveUse`), is optional (`active_use`), as it costs one request per
 customer.

@@ -8,6 +8,7 @@ The 406 and 429 bodies are not documented: they are marked as such below.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -23,53 +24,51 @@ INVALID_TIME_FORMAT = "Invalid time format."
 START_AFTER_END = "StartDate can't be later than EndDate."
 
 
+def _problem(
+    status: int,
+    error_type: str,
+    detail: str,
+    parameter: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The Citrix error document ``{"type", "detail"[, "parameters"]}``, keys in that order."""
+    body: dict[str, Any] = {"type": error_type, "detail": detail}
+    if parameter is not None:
+        name, value = parameter
+        body["parameters"] = [{"name": name, "value": value}]
+    return web.json_response(body, status=status, headers=headers)
+
+
 def unauthorized(reason: str) -> web.Response:
     """401: ``reason`` is ``missing`` (no/empty Authorization) or ``invalid``."""
-    return web.json_response(
-        {
-            "type": AUTHENTICATION_TYPE,
-            "detail": "Missing or invalid authentication details",
-            "parameters": [{"name": "reason", "value": reason}],
-        },
-        status=401,
-    )
+    detail = "Missing or invalid authentication details"
+    return _problem(401, AUTHENTICATION_TYPE, detail, ("reason", reason))
 
 
 def forbidden() -> web.Response:
     """403: the token does not belong to the customer named in ``Citrix-CustomerId``."""
-    return web.json_response({"type": AUTHORIZATION_TYPE, "detail": "Access denied"}, status=403)
+    return _problem(403, AUTHORIZATION_TYPE, "Access denied")
 
 
 def not_found(path: str) -> web.Response:
     """404: unknown URL, or (licensing) a customer not entitled to the product."""
-    return web.json_response(
-        {
-            "type": NOT_FOUND_TYPE,
-            "detail": "resource not found",
-            "parameters": [{"name": "entityType", "value": path}],
-        },
-        status=404,
-    )
+    return _problem(404, NOT_FOUND_TYPE, "resource not found", ("entityType", path))
 
 
 def internal_error() -> web.Response:
     """500 with the documented body (note Citrix's "a internal issue")."""
-    return web.json_response(
-        {"type": INTERNAL_ERROR_TYPE, "detail": "There was a internal issue"}, status=500
-    )
+    return _problem(500, INTERNAL_ERROR_TYPE, "There was a internal issue")
 
 
 def throttled(retry_after: str | None) -> web.Response:
     """429; whether Citrix sends ``Retry-After`` is unknown, so it is optional here."""
     headers = {"Retry-After": retry_after} if retry_after is not None else None
-    return web.json_response(
-        {"type": THROTTLED_TYPE, "detail": "Too Many Requests"}, status=429, headers=headers
-    )
+    return _problem(429, THROTTLED_TYPE, "Too Many Requests", headers=headers)
 
 
 def not_acceptable() -> web.Response:
     """406 when the client does not accept ``application/json`` (body not documented)."""
-    return web.json_response({"type": NOT_ACCEPTABLE_TYPE, "detail": "Not Acceptable"}, status=406)
+    return _problem(406, NOT_ACCEPTABLE_TYPE, "Not Acceptable")
 
 
 def licensing_validation(message: str) -> web.Response:

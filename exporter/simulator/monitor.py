@@ -36,7 +36,6 @@ DESKTOP_GROUPS = "DesktopGroups"
 MACHINES = "Machines"
 SESSIONS = "Sessions"
 CONNECTION_FAILURE_LOGS = "ConnectionFailureLogs"
-LOAD_INDEXES = "LoadIndexes"
 
 _NS = "Citrix.Monitor.Repository.V2"
 
@@ -168,25 +167,9 @@ MODEL: dict[str, EntitySet] = {
             "ModifiedDate": DATETIME,
         },
         # Documented navigation: Session. No DesktopGroup (reference: [obs]); the delivery
-        # group is reachable as Session/Machine/DesktopGroupId for a failure with a session.
+        # group would be Session/Machine/DesktopGroupId, two navigations, which the
+        # simulator does not serve (the exporter counts failures without their group).
         navigations={"Session": Navigation("Session", SESSIONS, "SessionKey", "SessionKey")},
-    ),
-    LOAD_INDEXES: EntitySet(
-        name=LOAD_INDEXES,
-        type_name=f"{_NS}.LoadIndex",
-        key="Id",
-        properties={
-            "Id": INT64,
-            "MachineId": GUID,
-            "EffectiveLoadIndex": INT32,
-            "Cpu": INT32,
-            "Memory": INT32,
-            "Disk": INT32,
-            "Network": INT32,
-            "SessionCount": INT32,
-            "CreatedDate": DATETIME,
-        },
-        navigations={"Machine": Navigation("Machine", MACHINES, "MachineId", "Id")},
     ),
 }
 """The entity sets served under ``/monitorodata/`` and their fields, in output order."""
@@ -330,18 +313,16 @@ class MonitorLife:
     failures_per_hour: float = 12.0
     machine_events_per_hour: float = 4.0
     recovery_minutes: tuple[float, float] = (2.0, 15.0)
-    load_index_every_steps: int = 20
     keep_closed_hours: float = 24.0
     keep_failures_days: float = 7.0
-    keep_load_index_hours: float = 2.0
     max_catchup_steps: int = 240
 
 
 class MonitorData:
     """The Monitor rows of one customer, with helpers that keep them consistent.
 
-    The five lists (``desktop_groups``, ``machines``, ``sessions``, ``connection_failures``,
-    ``load_indexes``) are what the OData endpoint serves, in list order. ``clock`` is the
+    The four lists (``desktop_groups``, ``machines``, ``sessions``, ``connection_failures``)
+    are what the OData endpoint serves, in list order. ``clock`` is the
     time the data is current at; ``life`` (None: static) drives :meth:`tick`.
     """
 
@@ -352,12 +333,10 @@ class MonitorData:
         self.machines: list[Row] = []
         self.sessions: list[Row] = []
         self.connection_failures: list[Row] = []
-        self.load_indexes: list[Row] = []
         self.seed = seed
         self.clock = None if clock is None else _to_utc(clock)
         self.life = life
         self.next_failure_id = 1
-        self.next_load_index_id = 1
         self._machines_by_id: dict[str, Row] = {}
         self._sessions_by_key: dict[str, Row] = {}
         self._open: dict[str, Row] = {}
@@ -368,7 +347,7 @@ class MonitorData:
         return (
             f"MonitorData(groups={len(self.desktop_groups)}, machines={len(self.machines)}, "
             f"sessions={len(self.sessions)} ({len(self._open)} open), "
-            f"failures={len(self.connection_failures)}, load_indexes={len(self.load_indexes)})"
+            f"failures={len(self.connection_failures)})"
         )
 
     # -- OData source ----------------------------------------------------------------------
@@ -380,7 +359,6 @@ class MonitorData:
             MACHINES: self.machines,
             SESSIONS: self.sessions,
             CONNECTION_FAILURE_LOGS: self.connection_failures,
-            LOAD_INDEXES: self.load_indexes,
         }[entity_set]
 
     # -- lookups -----------------------------------------------------------------------------
@@ -659,41 +637,10 @@ class MonitorData:
         self.connection_failures.append(row)
         return row
 
-    def add_load_index(
-        self,
-        machine_id: str,
-        *,
-        at: datetime | None = None,
-        effective: int = 1000,
-        cpu: int = 1000,
-        memory: int = 2000,
-        disk: int = 100,
-        network: int = 100,
-        session_count: int | None = None,
-    ) -> Row:
-        """Append a LoadIndexes row for ``machine_id``."""
-        machine = self.machine(machine_id)
-        row: Row = {
-            "Id": self.next_load_index_id,
-            "MachineId": machine["Id"],
-            "EffectiveLoadIndex": effective,
-            "Cpu": cpu,
-            "Memory": memory,
-            "Disk": disk,
-            "Network": network,
-            "SessionCount": machine["CurrentSessionCount"]
-            if session_count is None
-            else session_count,
-            "CreatedDate": self._at(at),
-        }
-        self.next_load_index_id += 1
-        self.load_indexes.append(row)
-        return row
-
     def remove_desktop_group(self, group: str, *, keep_machines: bool = False) -> None:
         """Delete a delivery group (by name or id).
 
-        Its machines go away with their sessions and load indexes, or, with
+        Its machines go away with their sessions, or, with
         ``keep_machines``, stay with ``DesktopGroupId`` null. Failure logs are history: kept.
         """
         row = self.desktop_group(group)
@@ -707,7 +654,6 @@ class MonitorData:
         gone = {m["Id"] for m in self.machines if m["DesktopGroupId"] == group_id}
         self.machines = [m for m in self.machines if m["Id"] not in gone]
         self.sessions = [s for s in self.sessions if s["MachineId"] not in gone]
-        self.load_indexes = [li for li in self.load_indexes if li["MachineId"] not in gone]
         for machine_id in gone:
             self._recoveries.pop(machine_id, None)
         self.reindex()
@@ -750,9 +696,19 @@ class MonitorData:
         return not single or machine["CurrentSessionCount"] == 0
 
     def _step(self, life: MonitorLife, k: int, t: datetime) -> None:
+        """One step of life; its phases draw from the step's generator in this order."""
         rng = random.Random(self.seed * 1_000_003 + k)
-        step = life.step_seconds
-        # 1. machines due to recover.
+        self._recover(t)
+        self._machine_event(rng, life, t)
+        self._end_sessions(rng, life, t)
+        self._change_states(rng, t)
+        self._start_sessions(rng, life, t)
+        self._trickle_failures(rng, life, t)
+        if k % 40 == 0:
+            self._forget(life, t)
+
+    def _recover(self, t: datetime) -> None:
+        """Machines due to recover register again."""
         for machine_id, due in list(self._recoveries.items()):
             if due <= t:
                 del self._recoveries[machine_id]
@@ -764,27 +720,34 @@ class MonitorData:
                         power_state=PowerState.ON,
                         fault_state=FaultState.NONE,
                     )
-        # 2. now and then a machine unregisters or fails; its sessions are lost.
-        if self.machines and rng.random() < life.machine_events_per_hour * step / 3600:
-            candidates = [
-                m
-                for m in self.machines
-                if m["CurrentRegistrationState"] == RegistrationState.REGISTERED
-                and m["Id"] not in self._recoveries
-            ]
-            if candidates:
-                victim = rng.choice(candidates)
-                fault = rng.choice(
-                    (FaultState.UNREGISTERED, FaultState.UNREGISTERED, FaultState.STUCK_ON_BOOT)
-                )
-                for s in [s for s in self._open.values() if s["MachineId"] == victim["Id"]]:
-                    self.end_session(s["SessionKey"], at=t, exit_code=1)
-                self.set_registration_state(
-                    victim["Id"], RegistrationState.UNREGISTERED, at=t, fault_state=fault
-                )
-                low, high = life.recovery_minutes
-                self._recoveries[victim["Id"]] = t + timedelta(minutes=rng.uniform(low, high))
-        # 3. sessions end.
+
+    def _machine_event(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        """Now and then a machine unregisters or fails; its sessions are lost."""
+        step = life.step_seconds
+        if not self.machines or rng.random() >= life.machine_events_per_hour * step / 3600:
+            return
+        candidates = [
+            m
+            for m in self.machines
+            if m["CurrentRegistrationState"] == RegistrationState.REGISTERED
+            and m["Id"] not in self._recoveries
+        ]
+        if not candidates:
+            return
+        victim = rng.choice(candidates)
+        fault = rng.choice(
+            (FaultState.UNREGISTERED, FaultState.UNREGISTERED, FaultState.STUCK_ON_BOOT)
+        )
+        for s in [s for s in self._open.values() if s["MachineId"] == victim["Id"]]:
+            self.end_session(s["SessionKey"], at=t, exit_code=1)
+        self.set_registration_state(
+            victim["Id"], RegistrationState.UNREGISTERED, at=t, fault_state=fault
+        )
+        low, high = life.recovery_minutes
+        self._recoveries[victim["Id"]] = t + timedelta(minutes=rng.uniform(low, high))
+
+    def _end_sessions(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        step = life.step_seconds
         open_now = list(self._open.values())
         rate = step / (life.mean_session_minutes * 60)
         ends = _poisson_like(rng, len(open_now) * rate)
@@ -792,7 +755,9 @@ class MonitorData:
             self.end_session(
                 s["SessionKey"], at=t - timedelta(milliseconds=rng.randrange(step * 1000))
             )
-        # 4. state changes: disconnect/reconnect, preparing sessions become active.
+
+    def _change_states(self, rng: random.Random, t: datetime) -> None:
+        """Preparing sessions become active; a few disconnect or reconnect."""
         for s in list(self._open.values()):
             if s["ConnectionState"] == ConnectionState.PREPARING_SESSION:
                 s["ConnectionState"] = int(ConnectionState.ACTIVE)
@@ -808,49 +773,47 @@ class MonitorData:
                 else ConnectionState.ACTIVE
             )
             self.set_connection_state(s["SessionKey"], flipped, at=t)
-        # 5. sessions start, pulled towards a slowly swinging target.
+
+    def _start_sessions(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        """Sessions start, pulled towards a slowly swinging target."""
+        step = life.step_seconds
         minutes = t.timestamp() / 60
         phase = (self.seed % 17) / 17 * 2 * math.pi
         target = life.target_sessions * (
             1 + life.amplitude * math.sin(2 * math.pi * minutes / life.period_minutes + phase)
         )
+        rate = step / (life.mean_session_minutes * 60)
         expected = target * rate + max(0.0, target - len(self._open)) * 0.1
         starts = _poisson_like(rng, expected)
-        if starts:
-            groups = {g["Id"]: g for g in self.desktop_groups}
-            for _ in range(starts):
-                eligible = [m for m in self.machines if self._eligible(m, groups)]
-                if not eligible:
-                    break
-                machine = rng.choice(eligible)
-                preparing = rng.random() < 0.1
-                group = groups.get(machine["DesktopGroupId"] or "")
-                multi = group is not None and group["SessionSupport"] == 2
-                self.add_session(
-                    machine["Id"],
-                    session_key=_guid(rng),
-                    start=t - timedelta(milliseconds=rng.randrange(step * 1000)),
-                    connection_state=(
-                        ConnectionState.PREPARING_SESSION if preparing else ConnectionState.ACTIVE
-                    ),
-                    logon_ms=None if preparing else 5_000 + int(115_000 * rng.random() ** 2.2),
-                    user_id=rng.randrange(1, max(2, life.target_sessions * 2)),
-                    session_type=1 if multi and rng.random() < 0.6 else 0,
-                )
-        # 6. connection failures trickle in.
+        if not starts:
+            return
+        groups = {g["Id"]: g for g in self.desktop_groups}
+        for _ in range(starts):
+            eligible = [m for m in self.machines if self._eligible(m, groups)]
+            if not eligible:
+                break
+            machine = rng.choice(eligible)
+            preparing = rng.random() < 0.1
+            group = groups.get(machine["DesktopGroupId"] or "")
+            multi = group is not None and group["SessionSupport"] == 2
+            self.add_session(
+                machine["Id"],
+                session_key=_guid(rng),
+                start=t - timedelta(milliseconds=rng.randrange(step * 1000)),
+                connection_state=(
+                    ConnectionState.PREPARING_SESSION if preparing else ConnectionState.ACTIVE
+                ),
+                logon_ms=None if preparing else 5_000 + int(115_000 * rng.random() ** 2.2),
+                user_id=rng.randrange(1, max(2, life.target_sessions * 2)),
+                session_type=1 if multi and rng.random() < 0.6 else 0,
+            )
+
+    def _trickle_failures(self, rng: random.Random, life: MonitorLife, t: datetime) -> None:
+        step = life.step_seconds
         for _ in range(_poisson_like(rng, life.failures_per_hour * step / 3600)):
             when = t - timedelta(milliseconds=rng.randrange(step * 1000))
             where = rng.choice(self.machines)["Id"] if self.machines else None
             self._add_failed_launch(rng, when, where, _pick(rng, _FAILURE_TABLE))
-        # 7. load indexes every few minutes; 8. forget old history.
-        if life.load_index_every_steps and k % life.load_index_every_steps == 0:
-            for machine in self.machines:
-                if machine["CurrentRegistrationState"] == RegistrationState.REGISTERED:
-                    self._add_random_load_index(rng, machine, t)
-            horizon = t - timedelta(hours=life.keep_load_index_hours)
-            self.load_indexes = [li for li in self.load_indexes if li["CreatedDate"] >= horizon]
-        if k % 40 == 0:
-            self._forget(life, t)
 
     def _forget(self, life: MonitorLife, t: datetime) -> None:
         closed_horizon = t - timedelta(hours=life.keep_closed_hours)
@@ -885,21 +848,6 @@ class MonitorData:
             user_id=failure["UserId"],
             failure_id=failure["Id"],
             exit_code=1,
-        )
-
-    def _add_random_load_index(self, rng: random.Random, machine: Row, at: datetime) -> None:
-        sessions = machine["CurrentSessionCount"]
-        cpu = min(10_000, sessions * 350 + rng.randrange(200, 2500))
-        memory = min(10_000, sessions * 300 + rng.randrange(1500, 4000))
-        self.add_load_index(
-            machine["Id"],
-            at=at,
-            effective=max(cpu, memory),
-            cpu=cpu,
-            memory=memory,
-            disk=rng.randrange(0, 1500),
-            network=rng.randrange(0, 1200),
-            session_count=sessions,
         )
 
 

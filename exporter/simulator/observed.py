@@ -17,6 +17,7 @@ answers 404, which the exporter reads as "not entitled".
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,14 @@ from aiohttp import web
 
 from . import errors
 from .licensing import format_timestamp, parse_month
-from .observed_data import CcuPeak, LicenseServer, ObservedData, PartnerData, ProductUsage
+from .observed_data import (
+    CcuPeak,
+    LicenseServer,
+    ObservedData,
+    PartnerData,
+    PartnerTenant,
+    ProductUsage,
+)
 from .state import CUSTOMER_KEY, STATE_KEY, SimCustomer
 
 # Observed paths, relative to the host (cloudlicense.citrixworkspacesapi.net).
@@ -249,28 +257,6 @@ async def onprem_summary_handler(request: web.Request) -> web.Response:
     )
 
 
-async def onprem_customers_handler(request: web.Request) -> web.Response:
-    """Partner on-premises CVAD figures per customer: [unknown], this project's choice."""
-    partner = _partner(request)
-    if isinstance(partner, web.Response):
-        return partner
-    return web.json_response(
-        {
-            "customers": [
-                {
-                    "customerId": t.tenant_id,
-                    "accountName": t.account_name,
-                    "totalUsers": t.onprem_users,
-                    "paidUsers": t.onprem_users - t.onprem_free_users,
-                    "freeUsers": t.onprem_free_users,
-                }
-                for t in partner.tenants
-                if t.onprem
-            ]
-        }
-    )
-
-
 async def daas_summary_handler(request: web.Request) -> web.Response:
     """Partner DaaS summary: [unknown] path and shape, this project's choice."""
     partner = _partner(request)
@@ -287,27 +273,45 @@ async def daas_summary_handler(request: web.Request) -> web.Response:
     )
 
 
-async def daas_customers_handler(request: web.Request) -> web.Response:
-    """Partner DaaS figures per customer (organization id first, as seed 000 lists them):
+def _onprem_customer(t: PartnerTenant) -> dict[str, Any]:
+    """Partner on-premises CVAD figures of one customer: [unknown], this project's choice."""
+    return {
+        "customerId": t.tenant_id,
+        "accountName": t.account_name,
+        "totalUsers": t.onprem_users,
+        "paidUsers": t.onprem_users - t.onprem_free_users,
+        "freeUsers": t.onprem_free_users,
+    }
+
+
+def _daas_customer(t: PartnerTenant) -> dict[str, Any]:
+    """Partner DaaS figures of one customer (organization id first, as seed 000 lists them):
     [unknown], this project's choice."""
-    partner = _partner(request)
-    if isinstance(partner, web.Response):
-        return partner
-    return web.json_response(
-        {
-            "customers": [
-                {
-                    "orgId": t.tenant_id,
-                    "accountName": t.account_name,
-                    "totalLicenses": t.daas_licenses,
-                    "totalUsers": t.daas_users,
-                    "licenseOverage": t.daas_overage,
-                }
-                for t in partner.tenants
-                if t.daas
-            ]
-        }
-    )
+    return {
+        "orgId": t.tenant_id,
+        "accountName": t.account_name,
+        "totalLicenses": t.daas_licenses,
+        "totalUsers": t.daas_users,
+        "licenseOverage": t.daas_overage,
+    }
+
+
+def _customers_handler(
+    listed: Callable[[PartnerTenant], bool], row: Callable[[PartnerTenant], dict[str, Any]]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler answering ``{"customers": [row(t) for the partner's listed tenants]}``."""
+
+    async def handler(request: web.Request) -> web.Response:
+        partner = _partner(request)
+        if isinstance(partner, web.Response):
+            return partner
+        return web.json_response({"customers": [row(t) for t in partner.tenants if listed(t)]})
+
+    return handler
+
+
+onprem_customers_handler = _customers_handler(lambda t: t.onprem, _onprem_customer)
+daas_customers_handler = _customers_handler(lambda t: t.daas, _daas_customer)
 
 
 ROUTES = (

@@ -4,17 +4,17 @@ It implements the part of OData the Citrix Monitor Service is queried with, stri
 that a client's mistakes show up as the 400 the real service would answer:
 
 * ``$filter``: ``eq ne gt ge lt le``, ``and or not``, parentheses, ``null``, integers,
-  decimals, ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
-  (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, navigation paths
-  (``Machine/DesktopGroupId``), and ``contains``/``startswith``/``endswith``/``tolower``/
-  ``toupper``. Operand types are checked like ASP.NET OData does (a quoted date or GUID is
-  a 400). Comparisons with null follow OData: ``X eq null`` is true when X is null,
-  ordering comparisons involving null are false.
-* ``$select``, ``$expand`` (with nested ``$select``/``$expand``), ``$orderby`` (several
+  ``true``/``false``, single-quoted strings, *unquoted* ISO datetimes
+  (``ModifiedDate ge 2024-06-04T00:00:00Z``) and GUIDs, paths over one navigation
+  (``Machine/DesktopGroupId``). No functions: the exporter sends none, so ``contains(...)``
+  and the like are a 400 "not supported by the simulator". Operand types are checked like
+  ASP.NET OData does (a quoted date or GUID is a 400). Comparisons with null follow OData:
+  ``X eq null`` is true when X is null, ordering comparisons involving null are false.
+* ``$select``, ``$expand`` (with a nested ``$select``), ``$orderby`` (several
   keys, ``asc``/``desc``, nulls first ascending), ``$top``, ``$skip``, ``$count=true``.
-* ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))``,
-  ``groupby((...),aggregate(...))`` and ``aggregate(...)`` chained with ``/``; aggregate
-  expressions ``$count as A`` and ``P with sum|min|max|average|countdistinct as A``.
+* ``$apply`` (aggregation extension): ``filter(...)``, ``groupby((P,Nav/P))`` and
+  ``groupby((...),aggregate($count as A))`` chained with ``/``. Other transformations and
+  aggregates (``sum``, ``countdistinct``...) are a 400: the exporter sends only ``$count``.
 
 An expression is parsed and compiled to a Python closure once per query, then run over the
 rows (100,000 rows filter in a few tens of milliseconds). Rows are plain mappings; the model
@@ -24,7 +24,6 @@ per-query indexes of the target entity set.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,18 +35,16 @@ Getter = Callable[[Row], Any]
 
 INT32 = "Edm.Int32"
 INT64 = "Edm.Int64"
-DOUBLE = "Edm.Double"
-DECIMAL = "Edm.Decimal"
 BOOLEAN = "Edm.Boolean"
 STRING = "Edm.String"
 GUID = "Edm.Guid"
 DATETIME = "Edm.DateTimeOffset"
-_NUMERIC = frozenset({INT32, INT64, DOUBLE, DECIMAL})
+_NUMERIC = frozenset({INT32, INT64})
 
 SUPPORTED_OPTIONS = frozenset(
     {"$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$apply"}
 )
-"""System query options the engine evaluates (``$skiptoken``/``$format`` are the caller's)."""
+"""System query options the engine evaluates (``$skiptoken`` is the caller's)."""
 
 
 class ODataError(Exception):
@@ -242,14 +239,9 @@ class _Path:
 
 
 @dataclass(frozen=True)
-class _Compare:
-    op: str
-    left: _Node
-    right: _Node
+class _Binary:
+    """``left op right``: a comparison (``eq``...) or a logical ``and``/``or``."""
 
-
-@dataclass(frozen=True)
-class _Logical:
     op: str
     left: _Node
     right: _Node
@@ -260,13 +252,7 @@ class _Not:
     operand: _Node
 
 
-@dataclass(frozen=True)
-class _Call:
-    name: str
-    args: tuple[_Node, ...]
-
-
-_Node = _Literal | _Path | _Compare | _Logical | _Not | _Call
+_Node = _Literal | _Path | _Binary | _Not
 
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 _OPERATOR_KINDS = {
@@ -277,7 +263,6 @@ _OPERATOR_KINDS = {
     "lt": "LessThan",
     "le": "LessThanOrEqual",
 }
-_FUNCTIONS = {"contains": 2, "startswith": 2, "endswith": 2, "tolower": 1, "toupper": 1}
 
 
 class _Parser:
@@ -329,13 +314,13 @@ class _Parser:
     def _or(self) -> _Node:
         node = self._and()
         while self._accept_word("or"):
-            node = _Logical("or", node, self._and())
+            node = _Binary("or", node, self._and())
         return node
 
     def _and(self) -> _Node:
         node = self._not()
         while self._accept_word("and"):
-            node = _Logical("and", node, self._not())
+            node = _Binary("and", node, self._not())
         return node
 
     def _not(self) -> _Node:
@@ -348,7 +333,7 @@ class _Parser:
         token = self._peek()
         if token is not None and token.kind == "name" and token.text in _COMPARISONS:
             self.index += 1
-            return _Compare(token.text, left, self._primary())
+            return _Binary(token.text, left, self._primary())
         return left
 
     def _primary(self) -> _Node:
@@ -373,7 +358,7 @@ class _Parser:
                 return _Literal(text == "true", BOOLEAN)
             following = self._peek()
             if following is not None and following.kind == "punct" and following.text == "(":
-                return self._call(token)
+                raise ODataError(f"The function '{text}' is not supported by the simulator.")
             if text.startswith("$") or text in _COMPARISONS or text in ("and", "or", "not"):
                 raise ODataError(
                     f"Syntax error at position {token.pos} in '{self.text}': unexpected '{text}'."
@@ -396,39 +381,15 @@ class _Parser:
             f"Syntax error at position {token.pos} in '{self.text}': unexpected '{text}'."
         )
 
-    def _call(self, name: _Token) -> _Node:
-        arity = _FUNCTIONS.get(name.text)
-        if arity is None:
-            raise ODataError(f"An unknown function with name '{name.text}' was found.")
-        self._expect_punct("(")
-        args = [self._or()]
-        while True:
-            token = self._next()
-            if token.kind == "punct" and token.text == ",":
-                args.append(self._or())
-                continue
-            if token.kind == "punct" and token.text == ")":
-                break
-            raise ODataError(
-                f"Syntax error at position {token.pos} in '{self.text}': ',' or ')' expected."
-            )
-        if len(args) != arity:
-            raise ODataError(
-                f"The function '{name.text}' takes {arity} argument(s), {len(args)} given."
-            )
-        return _Call(name.text, tuple(args))
-
 
 def _number(text: str) -> _Literal:
-    suffix = text[-1] if text[-1] in "LlMmDdFf" else ""
-    body = text[:-1] if suffix else text
-    if "." in body or "e" in body or "E" in body or suffix in ("M", "m", "D", "d", "F", "f"):
-        value = float(body)
-        if not math.isfinite(value):
-            raise ODataError(f"Invalid numeric literal '{text}'.")
-        return _Literal(value, DOUBLE if suffix in ("D", "d", "F", "f") else DECIMAL)
-    value_int = int(body)
-    return _Literal(value_int, INT32 if -(2**31) <= value_int < 2**31 else INT64)
+    """An integer literal; decimals and suffixed literals are a 400 (the exporter sends none)."""
+    if not text.lstrip("-").isdigit():
+        raise ODataError(
+            f"The numeric literal '{text}' is not supported by the simulator (integers only)."
+        )
+    value = int(text)
+    return _Literal(value, INT32 if -(2**31) <= value < 2**31 else INT64)
 
 
 def parse_expression(text: str) -> _Node:
@@ -458,8 +419,6 @@ class _Context:
 class _Scope(Protocol):
     def resolve(self, segments: Sequence[str]) -> tuple[Getter, str]: ...
 
-    def describe(self) -> str: ...
-
 
 def _unknown_property(name: str, type_name: str) -> ODataError:
     return ODataError(f"Could not find a property named '{name}' on type '{type_name}'.")
@@ -479,10 +438,12 @@ class _EntityScope:
         self.entity = entity
         self.ctx = ctx
 
-    def describe(self) -> str:
-        return self.entity.type_name
-
     def resolve(self, segments: Sequence[str]) -> tuple[Getter, str]:
+        if len(segments) > 2:
+            raise ODataError(
+                f"The path '{'/'.join(segments)}' crosses more than one navigation property, "
+                "which is not supported by the simulator."
+            )
         entity = self.entity
         hops: list[tuple[str, dict[Any, Row]]] = []
         for seg in segments[:-1]:
@@ -507,26 +468,13 @@ class _EntityScope:
             raise _unknown_property(last, entity.type_name)
         if not hops:
             return _property_getter(last), edm_type
-        if len(hops) == 1:
-            fk, index = hops[0]
+        ((fk, index),) = hops
 
-            def get_one(row: Row) -> Any:
-                target = index.get(row.get(fk))
-                return None if target is None else target.get(last)
+        def get_one(row: Row) -> Any:
+            target = index.get(row.get(fk))
+            return None if target is None else target.get(last)
 
-            return get_one, edm_type
-
-        def get_chain(row: Row) -> Any:
-            current: Row | None = row
-            for fk, index in hops:
-                assert current is not None
-                current = index.get(current.get(fk))
-                if current is None:
-                    return None
-            assert current is not None
-            return current.get(last)
-
-        return get_chain, edm_type
+        return get_one, edm_type
 
 
 class _ResultScope:
@@ -535,9 +483,6 @@ class _ResultScope:
     def __init__(self, types: Mapping[tuple[str, ...], str], type_name: str) -> None:
         self.types = dict(types)
         self.type_name = type_name
-
-    def describe(self) -> str:
-        return f"{self.type_name} (aggregated)"
 
     def top_level(self) -> list[str]:
         names: list[str] = []
@@ -626,18 +571,16 @@ def _compile(node: _Node, scope: _Scope) -> tuple[Getter, str | None]:
         return (lambda row: value), node.type
     if isinstance(node, _Path):
         return scope.resolve(node.segments)
-    if isinstance(node, _Compare):
+    if isinstance(node, _Binary) and node.op in _COMPARISONS:
         return _compile_compare(node, scope), BOOLEAN
-    if isinstance(node, _Logical):
+    if isinstance(node, _Binary):
         left = _compile_bool(node.left, scope)
         right = _compile_bool(node.right, scope)
         if node.op == "and":
             return (lambda row: left(row) and right(row)), BOOLEAN
         return (lambda row: left(row) or right(row)), BOOLEAN
-    if isinstance(node, _Not):
-        operand = _compile_bool(node.operand, scope)
-        return (lambda row: not operand(row)), BOOLEAN
-    return _compile_call(node, scope)
+    operand = _compile_bool(node.operand, scope)
+    return (lambda row: not operand(row)), BOOLEAN
 
 
 def _compile_bool(node: _Node, scope: _Scope) -> Getter:
@@ -649,7 +592,7 @@ def _compile_bool(node: _Node, scope: _Scope) -> Getter:
     return getter
 
 
-def _compile_compare(node: _Compare, scope: _Scope) -> Getter:
+def _compile_compare(node: _Binary, scope: _Scope) -> Getter:
     left, left_type = _compile(node.left, scope)
     right, right_type = _compile(node.right, scope)
     if not _compatible(left_type, right_type):
@@ -663,38 +606,6 @@ def _compile_compare(node: _Compare, scope: _Scope) -> Getter:
     if isinstance(node.left, _Literal):
         return _null_safe(_MIRROR[op], right, node.left.value)
     return lambda row: _compare_values(op, left(row), right(row))
-
-
-def _compile_call(node: _Call, scope: _Scope) -> tuple[Getter, str]:
-    compiled = [_compile(arg, scope) for arg in node.args]
-    for _, edm_type in compiled:
-        if edm_type not in (STRING, None):
-            raise ODataError(
-                f"The function '{node.name}' expects string arguments, found '{edm_type}'."
-            )
-    if node.name in ("tolower", "toupper"):
-        ((arg, _),) = compiled
-        upper = node.name == "toupper"
-
-        def change_case(row: Row) -> Any:
-            value = arg(row)
-            if value is None:
-                return None
-            return str(value).upper() if upper else str(value).lower()
-
-        return change_case, STRING
-    (haystack, _), (needle, _) = compiled
-    test: Callable[[str, str], bool] = {
-        "contains": lambda h, n: n in h,
-        "startswith": lambda h, n: h.startswith(n),
-        "endswith": lambda h, n: h.endswith(n),
-    }[node.name]
-
-    def call(row: Row) -> bool:
-        h, n = haystack(row), needle(row)
-        return h is not None and n is not None and test(h, n)
-
-    return call, BOOLEAN
 
 
 def compile_filter(text: str, scope: _Scope) -> Callable[[Row], Any]:
@@ -712,11 +623,10 @@ _EXPAND_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*", re.DOTALL)
 
 @dataclass(frozen=True)
 class ExpandItem:
-    """One ``$expand`` item with its nested ``$select``/``$expand``."""
+    """One ``$expand`` item with its nested ``$select`` (the exporter nests nothing else)."""
 
     navigation: str
     select: tuple[str, ...] | None = None
-    expand: tuple[ExpandItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -753,21 +663,18 @@ def _parse_expand(text: str) -> tuple[ExpandItem, ...]:
         if match is None:
             raise ODataError(f"Syntax error in $expand: '{raw.strip()}'.")
         select: tuple[str, ...] | None = None
-        nested: tuple[ExpandItem, ...] = ()
         if match[2] is not None and match[2].strip():
             for option in _split_top(match[2], ";"):
                 name, sep, value = option.strip().partition("=")
                 if not sep:
                     raise ODataError(f"Syntax error in $expand options: '{option.strip()}'.")
-                if name.strip() == "$select":
-                    select = _parse_select(value)
-                elif name.strip() == "$expand":
-                    nested = _parse_expand(value)
-                else:
+                if name.strip() != "$select":
                     raise ODataError(
-                        f"The query option '{name.strip()}' is not supported inside $expand."
+                        f"The query option '{name.strip()}' inside $expand is not supported "
+                        "by the simulator."
                     )
-        items.append(ExpandItem(match[1], select, nested))
+                select = _parse_select(value)
+        items.append(ExpandItem(match[1], select))
     return tuple(items)
 
 
@@ -792,13 +699,10 @@ def _parse_count(text: str, option: str) -> int:
 
 
 def parse_options(params: Mapping[str, str]) -> QueryOptions:
-    """:class:`QueryOptions` from the URL parameters (``$skiptoken``/``$format`` ignored)."""
+    """:class:`QueryOptions` from the URL parameters (``$skiptoken`` ignored)."""
     for name in params:
-        if name.startswith("$") and name not in SUPPORTED_OPTIONS | {"$skiptoken", "$format"}:
-            raise ODataError(f"The query parameter '{name}' is not supported.")
-    fmt = params.get("$format")
-    if fmt is not None and fmt.split(";")[0].strip().lower() not in ("json", "application/json"):
-        raise ODataError(f"The $format '{fmt}' is not supported.")
+        if name.startswith("$") and name not in SUPPORTED_OPTIONS | {"$skiptoken"}:
+            raise ODataError(f"The query parameter '{name}' is not supported by the simulator.")
     count_text = params.get("$count")
     if count_text not in (None, "true", "false"):
         raise ODataError(f"'{count_text}' is not a valid count option.")
@@ -820,71 +724,7 @@ def parse_options(params: Mapping[str, str]) -> QueryOptions:
 # --- $apply -----------------------------------------------------------------------------------
 
 _TRANSFORMATION_RE = re.compile(r"\s*([A-Za-z]+)\s*\((.*)\)\s*", re.DOTALL)
-_AGGREGATE_RE = re.compile(
-    r"\s*(?:(?P<count>\$count)|(?P<path>[A-Za-z_]\w*(?:\s*/\s*[A-Za-z_]\w*)*)\s+with\s+"
-    r"(?P<method>[A-Za-z]+))\s+as\s+(?P<alias>[A-Za-z_]\w*)\s*",
-    re.DOTALL,
-)
-_METHODS = frozenset({"sum", "min", "max", "average", "countdistinct"})
-
-
-@dataclass(frozen=True)
-class _Aggregate:
-    alias: str
-    method: str  # "$count" or one of _METHODS
-    getter: Getter | None
-    edm_type: str
-
-
-def _parse_aggregates(text: str, scope: _Scope) -> list[_Aggregate]:
-    aggregates: list[_Aggregate] = []
-    for raw in _split_top(text, ","):
-        match = _AGGREGATE_RE.fullmatch(raw)
-        if match is None:
-            raise ODataError(f"Syntax error in aggregate expression '{raw.strip()}'.")
-        alias = match["alias"]
-        if any(a.alias == alias for a in aggregates):
-            raise ODataError(f"The alias '{alias}' is used more than once.")
-        if match["count"]:
-            aggregates.append(_Aggregate(alias, "$count", None, INT64))
-            continue
-        method = match["method"]
-        if method not in _METHODS:
-            raise ODataError(f"Unknown aggregation method '{method}'.")
-        segments = [seg.strip() for seg in match["path"].split("/")]
-        getter, edm_type = scope.resolve(segments)
-        if method in ("sum", "average") and edm_type not in _NUMERIC:
-            raise ODataError(
-                f"Aggregation method '{method}' cannot be applied to '{'/'.join(segments)}' "
-                f"of type '{edm_type}'."
-            )
-        result_type = {
-            "sum": edm_type if edm_type in (INT32, INT64) else DECIMAL,
-            "average": DECIMAL,
-            "countdistinct": INT64,
-        }.get(method, edm_type)
-        if method == "sum" and result_type == INT32:
-            result_type = INT64
-        aggregates.append(_Aggregate(alias, method, getter, result_type))
-    return aggregates
-
-
-def _aggregate_value(aggregate: _Aggregate, rows: Sequence[Row]) -> Any:
-    if aggregate.method == "$count":
-        return len(rows)
-    assert aggregate.getter is not None
-    values = [v for v in map(aggregate.getter, rows) if v is not None]
-    if aggregate.method == "countdistinct":
-        return len(set(values))
-    if not values:
-        return None
-    if aggregate.method == "sum":
-        return sum(values)
-    if aggregate.method == "average":
-        return sum(values) / len(values)
-    if aggregate.method == "min":
-        return min(values)
-    return max(values)
+_COUNT_RE = re.compile(r"\s*\$count\s+as\s+([A-Za-z_]\w*)\s*")
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -910,15 +750,10 @@ def _set_nested(target: dict[str, Any], path: Sequence[str], value: Any) -> None
     target[path[-1]] = value
 
 
-def _groupby(
-    args: str, rows: Sequence[Row], scope: _Scope, type_name: str
-) -> tuple[list[Row], _ResultScope]:
-    parts = _split_top(args, ",")
-    head = parts[0].strip()
-    if not (head.startswith("(") and head.endswith(")")):
-        raise ODataError(f"groupby expects a parenthesised list of properties, found '{head}'.")
+def _group_paths(text: str) -> list[tuple[str, ...]]:
+    """The property paths of ``groupby((P,Nav/P))``, each once."""
     paths: list[tuple[str, ...]] = []
-    for raw in _split_top(head[1:-1], ","):
+    for raw in _split_top(text, ","):
         item = raw.strip()
         if not _PATH_RE.fullmatch(item.replace(" ", "")):
             raise ODataError(f"Syntax error in groupby property '{item}'.")
@@ -926,41 +761,73 @@ def _groupby(
         if path in paths:
             raise ODataError(f"The property '{item}' is grouped more than once.")
         paths.append(path)
-    aggregates: list[_Aggregate] = []
+    return paths
+
+
+def _count_alias(text: str) -> str:
+    """The alias of ``aggregate($count as A)``, the one aggregate the exporter sends."""
+    match = _COUNT_RE.fullmatch(text)
+    if match is None:
+        raise ODataError(
+            f"The aggregate expression '{text.strip()}' is not supported by the simulator "
+            "(only '$count as <alias>' is)."
+        )
+    return match[1]
+
+
+def _parse_groupby(args: str) -> tuple[list[tuple[str, ...]], str | None]:
+    """(paths, alias of the count or None) of ``groupby((paths)[,aggregate($count as A)])``."""
+    parts = _split_top(args, ",")
+    head = parts[0].strip()
+    if not (head.startswith("(") and head.endswith(")")):
+        raise ODataError(f"groupby expects a parenthesised list of properties, found '{head}'.")
+    paths = _group_paths(head[1:-1])
     if len(parts) > 2:
         raise ODataError("groupby takes a property list and at most one aggregate().")
-    if len(parts) == 2:
-        match = _TRANSFORMATION_RE.fullmatch(parts[1])
-        if match is None or match[1] != "aggregate":
-            raise ODataError(f"Only aggregate() may follow the groupby properties: '{parts[1]}'.")
-        aggregates = _parse_aggregates(match[2], scope)
-    resolved = [scope.resolve(path) for path in paths]
-    getters = [getter for getter, _ in resolved]
-    groups: dict[tuple[Any, ...], list[Row]] = {}
+    if len(parts) == 1:
+        return paths, None
+    match = _TRANSFORMATION_RE.fullmatch(parts[1])
+    if match is None or match[1] != "aggregate":
+        raise ODataError(f"Only aggregate() may follow the groupby properties: '{parts[1]}'.")
+    return paths, _count_alias(match[2])
+
+
+def _group_rows(rows: Sequence[Row], getters: Sequence[Getter]) -> dict[tuple[Any, ...], int]:
+    """How many rows have each combination of the getters' values."""
+    counts: dict[tuple[Any, ...], int] = {}
     if len(getters) == 1:
         (only,) = getters
         for row in rows:
-            groups.setdefault((only(row),), []).append(row)
+            key = (only(row),)
+            counts[key] = counts.get(key, 0) + 1
     else:
         for row in rows:
-            groups.setdefault(tuple(g(row) for g in getters), []).append(row)
+            key = tuple(g(row) for g in getters)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _groupby(
+    args: str, rows: Sequence[Row], scope: _Scope, type_name: str
+) -> tuple[list[Row], _ResultScope]:
+    paths, alias = _parse_groupby(args)
+    resolved = [scope.resolve(path) for path in paths]
+    types: dict[tuple[str, ...], str] = {
+        path: edm_type for path, (_, edm_type) in zip(paths, resolved, strict=True)
+    }
+    if alias is not None:
+        if any(path[0] == alias for path in types):
+            raise ODataError(f"The alias '{alias}' collides with a property.")
+        types[(alias,)] = INT64
+    groups = _group_rows(rows, [getter for getter, _ in resolved])
     result: list[Row] = []
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
         out: dict[str, Any] = {}
         for path, value in zip(paths, key, strict=True):
             _set_nested(out, path, value)
-        for aggregate in aggregates:
-            if aggregate.alias in out:
-                raise ODataError(f"The alias '{aggregate.alias}' collides with a property.")
-            out[aggregate.alias] = _aggregate_value(aggregate, groups[key])
+        if alias is not None:
+            out[alias] = groups[key]
         result.append(out)
-    types: dict[tuple[str, ...], str] = {
-        path: edm_type for path, (_, edm_type) in zip(paths, resolved, strict=True)
-    }
-    for aggregate in aggregates:
-        if (aggregate.alias,) in types or any(p[0] == aggregate.alias for p in types):
-            raise ODataError(f"The alias '{aggregate.alias}' collides with a property.")
-        types[(aggregate.alias,)] = aggregate.edm_type
     return result, _ResultScope(types, type_name)
 
 
@@ -975,12 +842,10 @@ def _apply(text: str, rows: list[Row], scope: _Scope, type_name: str) -> tuple[l
             rows = list(filter(predicate, rows))
         elif name == "groupby":
             rows, scope = _groupby(args, rows, scope, type_name)
-        elif name == "aggregate":
-            aggregates = _parse_aggregates(args, scope)
-            rows = [{a.alias: _aggregate_value(a, rows) for a in aggregates}]
-            scope = _ResultScope({(a.alias,): a.edm_type for a in aggregates}, type_name)
         else:
-            raise ODataError(f"The $apply transformation '{name}' is not supported.")
+            raise ODataError(
+                f"The $apply transformation '{name}' is not supported by the simulator."
+            )
     return rows, scope
 
 
@@ -1022,7 +887,7 @@ def _entity_projector(
                 )
             raise _unknown_property(item.navigation, entity.type_name)
         target = ctx.model[nav.target]
-        sub, sub_described = _entity_projector(target, item.select, item.expand, ctx)
+        sub, sub_described = _entity_projector(target, item.select, (), ctx)
         expanders.append((nav.name, nav.source_key, ctx.index(nav.target, nav.target_key), sub))
         described.append(f"{nav.name}({','.join(sub_described)})")
     expanded = {name for name, _, _, _ in expanders}

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from .. import __version__
-from ..config import DEFAULT_MAX_RESPONSE_BYTES, CustomerConfig, PollConfig, RetryConfig
+from ..config import CustomerConfig, PollConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from .body import ResponseTooLarge, parse_json, read_bounded
@@ -31,6 +31,7 @@ from .detail import (
     MAX_ERROR_BODY_BYTES,
     error_detail,
     exception_reason,
+    is_redirect,
     redirect_host,
     transaction_id,
 )
@@ -73,36 +74,34 @@ class Retry:
     reauthenticate: bool = False
 
 
-def is_redirect(status: int) -> bool:
-    return 300 <= status < 400
-
-
 class ApiClient:
-    """GETs JSON from one customer's Citrix Cloud APIs on behalf of the collectors."""
+    """GETs JSON from one customer's Citrix Cloud APIs on behalf of the collectors.
+
+    Built from the poll settings (retries, timeout, response cap) with its own token manager,
+    so a customer's client is wired one way (by `connections.Connections`, and by the tests).
+    """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         customer: CustomerConfig,
-        tokens: TokenManager,
+        poll: PollConfig,
         metrics: SelfMetrics,
-        retry: RetryConfig,
-        timeout: float,
+        *,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
-        *,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._session = session
         self.customer = customer
-        self.tokens = tokens
+        # The customer's one token manager, on the same session, retry settings and clock.
+        self.tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
         self.metrics = metrics
-        self.policy = RetryPolicy(retry, jitter)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.policy = RetryPolicy(poll.retry, jitter)
+        self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
         self._sleep = sleep
         self._clock = clock
-        self._max_response_bytes = max_response_bytes
+        self._max_response_bytes = poll.max_response_bytes
         self._throttled_until = 0.0
         # Repairs made before any collector sees the data (invalid UTF-8 in a body).
         self._issues = DataIssues(metrics, customer.customer_id, "upstream")
@@ -134,13 +133,12 @@ class ApiClient:
                 outcome = self.decide(endpoint, answer, attempt, reauthenticated)
             if isinstance(outcome, ApiResponse):
                 return outcome
+            self._log_retry(endpoint, outcome)
             if outcome.reauthenticate:
                 reauthenticated = True
                 attempt -= 1  # the retry after a fresh token is not a failure of the API
                 self.tokens.invalidate(token)
-                self._log_reauthentication(endpoint, outcome)
                 continue
-            self._log_retry(endpoint, outcome)
             await self._sleep(outcome.delay)
 
     async def send(
@@ -251,56 +249,19 @@ class ApiClient:
     def _count(self, endpoint: str, code: str) -> None:
         self.metrics.api_requests.labels(self.customer.customer_id, endpoint, code).inc()
 
-    def _log_reauthentication(self, endpoint: str, outcome: Retry) -> None:
-        log.info(
-            "401 from Citrix Cloud; fetching a new token and retrying once",
-            extra={
-                "customer_id": self.customer.customer_id,
-                "endpoint": endpoint,
-                "txid": outcome.txid or "",
-            },
-        )
-
     def _report_invalid_utf8(self, endpoint: str) -> None:
         self._issues.report(
             "invalid_utf8", endpoint, "bytes that are not UTF-8 were replaced with U+FFFD"
         )
 
     def _log_retry(self, endpoint: str, outcome: Retry) -> None:
-        log.info(
-            "upstream request failed; retrying",
-            extra={
-                "customer_id": self.customer.customer_id,
-                "endpoint": endpoint,
-                "reason": outcome.reason,
-                "txid": outcome.txid or "",
-                "retry_in_seconds": round(outcome.delay, 2),
-            },
+        """Every retry is logged with the transaction id Citrix support asks for."""
+        extra: dict[str, object] = {"customer_id": self.customer.customer_id, "endpoint": endpoint}
+        if outcome.reauthenticate:
+            extra["txid"] = outcome.txid or ""
+            log.info("401 from Citrix Cloud; fetching a new token and retrying once", extra=extra)
+            return
+        extra.update(
+            reason=outcome.reason, txid=outcome.txid or "", retry_in_seconds=round(outcome.delay, 2)
         )
-
-
-def customer_api(
-    session: aiohttp.ClientSession,
-    customer: CustomerConfig,
-    poll: PollConfig,
-    metrics: SelfMetrics,
-    *,
-    sleep: Sleep = asyncio.sleep,
-    clock: Callable[[], float] = time.time,
-    jitter: Callable[[], float] = random.random,
-) -> ApiClient:
-    """The one wiring of a customer's token manager and API client from the poll settings
-    (retries, timeout, response cap): the exporter, backfill and the tests all build it here."""
-    tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
-    return ApiClient(
-        session,
-        customer,
-        tokens,
-        metrics,
-        poll.retry,
-        poll.timeout,
-        sleep=sleep,
-        clock=clock,
-        jitter=jitter,
-        max_response_bytes=poll.max_response_bytes,
-    )
+        log.info("upstream request failed; retrying", extra=extra)

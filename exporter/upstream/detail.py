@@ -40,6 +40,11 @@ def transaction_id(headers: Mapping[str, str]) -> str | None:
     return safe_text(raw, MAX_TRANSACTION_ID_CHARS) or None
 
 
+def is_redirect(status: int) -> bool:
+    """A 3xx answer: refused, never followed, by API and token requests alike."""
+    return 300 <= status < 400
+
+
 def redirect_host(headers: Mapping[str, str]) -> str:
     """The host a redirect points to (never its path or query, which may carry anything)."""
     location = headers.get("Location", "")

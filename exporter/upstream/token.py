@@ -26,7 +26,7 @@ from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
 from ..redact import REDACTOR
 from .body import parse_json, read_bounded
-from .detail import exception_reason, oauth_reason, redirect_host, transaction_id
+from .detail import exception_reason, is_redirect, oauth_reason, redirect_host, transaction_id
 from .errors import TokenError, UpstreamError
 from .retry import RetryPolicy
 
@@ -233,7 +233,7 @@ class TokenManager:
 
 def _describe_failure(status: int, body: bytes, headers: Mapping[str, str]) -> str:
     """A safe one-line reason: the OAuth error code and description, never the request."""
-    if 300 <= status < 400:
+    if is_redirect(status):
         return f"token request: HTTP {status} redirect to {redirect_host(headers)} refused"
     reason = oauth_reason(body)
     if reason:

@@ -14,14 +14,15 @@ import yaml
 
 from tests.deploy.test_dashboards import METRICS, metric_names, selectors
 from tests.support.helpers import require_binary
+from tests.support.markdown import BLOB_URL, anchors
 from tests.support.processes import Prometheus, exporter_process, scrape_config, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus"
 RULES = RULES_DIR / "citrix-cloud-exporter.rules.yml"
 UNIT_TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
-RUNBOOK = RULES_DIR.parent.parent / "README.md"
-RUNBOOK_BASE = "https://github.com/citrix-cloud-exporter/citrix-cloud-exporter/blob/main/README.md"
+RUNBOOK = REPO / "docs" / "runbooks.md"
+RUNBOOK_BASE = f"{BLOB_URL}/docs/runbooks.md"
 SEVERITIES = {"critical", "warning", "info"}
 # The alerts the rules must define (the issue's list); a rule added or dropped fails the test.
 EXPECTED_ALERTS = {
@@ -43,12 +44,6 @@ EXPECTED_ALERTS = {
 def alert_rules() -> list[dict[str, Any]]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
-
-
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a Markdown heading."""
-    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return slug.replace(" ", "-")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,11 +78,7 @@ def test_the_expected_alerts_with_their_severities():
 
 
 def test_every_alert_has_severity_annotations_and_runbook():
-    headings = {
-        github_anchor(line.lstrip("#"))
-        for line in RUNBOOK.read_text().splitlines()
-        if line.startswith("#")
-    }
+    headings = anchors(RUNBOOK.read_text())
     for rule in alert_rules():
         name = rule["alert"]
         assert rule["labels"]["severity"] in SEVERITIES, name
@@ -100,18 +91,9 @@ def test_every_alert_has_severity_annotations_and_runbook():
         assert re.search(r"\$value|\| value\b", annotations["description"]), name
         if "product" in _labels_of(rule["expr"]):
             assert "$labels.product" in annotations["description"], name
-        anchor = f"runbook-{name.lower()}"
+        anchor = name.lower()
         assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{anchor}", name
-        assert anchor in headings, f"README.md has no runbook section for {name}"
-
-
-def test_runbook_internal_links_resolve():
-    text = RUNBOOK.read_text()
-    headings = {
-        github_anchor(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")
-    }
-    for anchor in re.findall(r"\]\(#([\w-]+)\)", text):
-        assert anchor in headings, anchor
+        assert anchor in headings, f"docs/runbooks.md has no runbook section for {name}"
 
 
 def test_thresholds_are_listed_at_the_top():

@@ -1,4 +1,4 @@
-"""README.md: its documented/observed/unknown table lists every endpoint each
+"""docs/observed-apis.md: its documented/observed/unknown table lists every endpoint each
 collector calls, with the right status and the configuration's real defaults."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from exporter.simulator.state import SimulatorState
 from tests.support.helpers import make_config, missing, samples
 from tests.support.observed_helpers import fixed_state, observed_config, scrape
 
-DOC = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "observed-apis.md"
 HEADING = "## Which Citrix APIs are documented"
 STATUSES = {"documented", "observed", "unknown — configurable"}
 # What the issue and the reference say about each call: the contract of the table.
@@ -87,7 +88,7 @@ def test_observed_calls_show_the_configured_defaults():
 
 def test_unknown_calls_are_not_on_the_observed_list_of_the_reference():
     # The project's shared/ folder sits beside the repository (also in CI).
-    reference = DOC.parent.parent / "shared" / "reference" / "citrix-cloud-api.md"
+    reference = REPO.parent / "shared" / "reference" / "citrix-cloud-api.md"
     if not reference.exists():
         missing(f"reference digest {reference} (the project's shared/ beside the repo) not found")
     observed = reference.read_text(encoding="utf-8").split("## Licensing, observed", 1)[1]

@@ -6,13 +6,10 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from exporter.simulator import (
     STATE_KEY,
@@ -23,9 +20,7 @@ from exporter.simulator import (
     demo_state,
     seed_state,
 )
-
-Client = TestClient[web.Request, web.Application]
-ClientFactory = Callable[[web.Application], Awaitable[Client]]
+from tests.simulator.sim_client import Client, ClientFactory, api_headers, get_token, post_token
 
 CURRENT = "/licensing/license/enterprise/cloud/cvad/ud/current"
 HISTORICAL = "/licensing/license/enterprise/cloud/cvad/ud/historicalusage"
@@ -126,32 +121,6 @@ async def client(aiohttp_client: ClientFactory, state: SimulatorState) -> Client
     return await aiohttp_client(create_app(state))
 
 
-async def get_token(
-    client: Client,
-    customer_id: str = SEED_ID,
-    client_id: str = "seed-client",
-    secret: str = "seed-secret-Zq8!",
-) -> str:
-    resp = await client.post(
-        f"/cctrustoauth2/{customer_id}/tokens/clients",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        headers={"Accept": "application/json"},
-    )
-    assert resp.status == 200, await resp.text()
-    body = await resp.json()
-    token = body["access_token"]
-    assert isinstance(token, str)
-    return token
-
-
-def api_headers(token: str, customer_id: str = SEED_ID) -> dict[str, str]:
-    return {
-        "Accept": "application/json",
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": customer_id,
-    }
-
-
 async def api_get(client: Client, path: str, **params: str) -> tuple[int, Any, Any]:
     token = await get_token(client)
     resp = await client.get(path, params=params, headers=api_headers(token))
@@ -163,14 +132,7 @@ async def api_get(client: Client, path: str, **params: str) -> tuple[int, Any, A
 
 
 async def test_token_happy_path(client: Client, state: SimulatorState) -> None:
-    resp = await client.post(
-        f"/cctrustoauth2/{SEED_ID}/tokens/clients",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "seed-client",
-            "client_secret": "seed-secret-Zq8!",
-        },
-    )
+    resp = await post_token(client)
     assert resp.status == 200
     body = await resp.json()
     assert body["token_type"] == "bearer"
@@ -216,10 +178,7 @@ async def test_token_unsupported_grant_type(client: Client) -> None:
 async def test_token_invalid_client(
     client: Client, state: SimulatorState, customer_id: str, client_id: str, secret: str
 ) -> None:
-    resp = await client.post(
-        f"/cctrustoauth2/{customer_id}/tokens/clients",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
+    resp = await post_token(client, customer_id, client_id, secret)
     assert resp.status == 400
     text = await resp.text()
     assert json.loads(text) == {
@@ -241,14 +200,7 @@ async def test_secret_never_recorded(client: Client, state: SimulatorState) -> N
 
 async def test_token_error_fault(client: Client, state: SimulatorState) -> None:
     state.faults.token_error_next = 1
-    resp = await client.post(
-        f"/cctrustoauth2/{SEED_ID}/tokens/clients",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "seed-client",
-            "client_secret": "seed-secret-Zq8!",
-        },
-    )
+    resp = await post_token(client)
     assert resp.status == 500
     assert await resp.json() == INTERNAL_BODY
     assert state.faults.token_error_next == 0

@@ -4,19 +4,15 @@ observed" fields), authentication, 403 for another customer's path, 404/204/400.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from exporter.simulator import create_app
 from exporter.simulator.state import SimulatorState
+from tests.simulator.sim_client import Client, ClientFactory, signed_in
 from tests.support.observed_helpers import fixed_state
 
-Client = TestClient[web.Request, web.Application]
-ClientFactory = Callable[[web.Application], Awaitable[Client]]
 CID = "xingqit48867"
 
 
@@ -31,22 +27,7 @@ async def client(aiohttp_client: ClientFactory, state: SimulatorState) -> Client
 
 
 async def get(client: Client, path: str, **params: str) -> tuple[int, Any]:
-    resp = await client.post(
-        f"/cctrustoauth2/{CID}/tokens/clients",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "seed-client",
-            "client_secret": "seed-secret-Zq8!",
-        },
-        headers={"Accept": "application/json"},
-    )
-    token = (await resp.json())["access_token"]
-    headers = {
-        "Accept": "application/json",
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": CID,
-    }
-    resp = await client.get(path, params=params, headers=headers)
+    resp = await client.get(path, params=params, headers=await signed_in(client, CID))
     text = await resp.text()
     return resp.status, (json.loads(text) if text else None)
 

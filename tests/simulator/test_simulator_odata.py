@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from exporter.simulator import SimulatorState, create_app, demo_state, make_tenant, seed_state
@@ -20,9 +17,7 @@ from exporter.simulator.monitor_tenants import (
     SEED_GROUP_FINANCE,
     SEED_SESSIONS,
 )
-
-Client = TestClient[web.Request, web.Application]
-ClientFactory = Callable[[web.Application], Awaitable[Client]]
+from tests.simulator.sim_client import Client, ClientFactory, signed_in
 
 SEED_ID = "xingqit48867"
 SEED_NOW = datetime(2021, 12, 19, 2, 56, 22, tzinfo=UTC)
@@ -46,26 +41,9 @@ async def client(aiohttp_client: ClientFactory, state: SimulatorState) -> Client
     return await aiohttp_client(create_app(state))
 
 
-async def token_for(client: Client, customer_id: str, client_id: str, secret: str) -> str:
-    resp = await client.post(
-        f"/cctrustoauth2/{customer_id}/tokens/clients",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        headers={"Accept": "application/json"},
-    )
-    assert resp.status == 200, await resp.text()
-    token = (await resp.json())["access_token"]
-    assert isinstance(token, str)
-    return token
-
-
 @pytest.fixture
 async def headers(client: Client) -> dict[str, str]:
-    token = await token_for(client, SEED_ID, "seed-client", "seed-secret-Zq8!")
-    return {
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": SEED_ID,
-        "Accept": "application/json",
-    }
+    return await signed_in(client)
 
 
 async def get(
@@ -139,7 +117,6 @@ async def test_full_rows(client: Client, headers: dict[str, str]) -> None:
         ("Machines", 4),
         ("Sessions", 5),
         ("ConnectionFailureLogs", 3),
-        ("LoadIndexes", 3),
     ):
         status, body = await get(client, headers, f"/monitorodata/{entity_set}")
         assert status == 200
@@ -155,7 +132,6 @@ async def test_service_document(client: Client, headers: dict[str, str]) -> None
         "Machines",
         "Sessions",
         "ConnectionFailureLogs",
-        "LoadIndexes",
     ]
 
 
@@ -188,7 +164,6 @@ async def test_gzip_when_accepted(client: Client, headers: dict[str, str]) -> No
         ({"$filter": f"SessionKey eq {SEED_SESSIONS[1]}"}, 1),
         ({"$filter": f"Machine/DesktopGroupId eq {SEED_GROUP_CALL_CENTER}"}, 2),
         ({"$filter": "Machine/IsInMaintenanceMode eq true"}, 1),
-        ({"$filter": "LogOnDuration gt 12344.9"}, 4),
         ({"$filter": "Machine/Name eq 'CORP\\FIN-VDA002'"}, 1),
         ({"$top": "2", "$skip": "1"}, 2),
         ({"$skip": "4"}, 1),
@@ -249,6 +224,7 @@ async def test_select_expand_orderby(client: Client, headers: dict[str, str]) ->
         {"$orderby": "Nope"},
         {"$top": "-1"},
         {"$apply": "groupby(ConnectionState)"},
+        {"$apply": "groupby((ConnectionState),aggregate(SessionKey with countdistinct as n))"},
         {"$search": "x"},
         {"$skiptoken": "garbage"},
     ],
@@ -280,19 +256,6 @@ async def test_apply_groupby_nav_path(
     ]
     assert body["@odata.context"].endswith("#Sessions(ConnectionState,Machine,n)")
     assert state.requests[-1].query == {"$apply": GROUPED}
-
-
-async def test_apply_citrix_example(client: Client, headers: dict[str, str]) -> None:
-    apply = (
-        "groupby((ConnectionState), aggregate(SessionKey with countdistinct as NumberOfSessions))"
-    )
-    status, body = await get(client, headers, SESSIONS, **{"$apply": apply})
-    assert status == 200
-    assert body["value"] == [
-        {"ConnectionState": 2, "NumberOfSessions": 1},
-        {"ConnectionState": 3, "NumberOfSessions": 1},
-        {"ConnectionState": 5, "NumberOfSessions": 3},
-    ]
 
 
 async def test_apply_machines_and_count(client: Client, headers: dict[str, str]) -> None:
@@ -350,12 +313,7 @@ def big_state(sessions: int) -> SimulatorState:
 async def test_paging_2500_rows(aiohttp_client: ClientFactory) -> None:
     state = big_state(2_500)
     client = await aiohttp_client(create_app(state))
-    token = await token_for(client, SEED_ID, "seed-client", "seed-secret-Zq8!")
-    hdrs = {
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": SEED_ID,
-        "Accept": "application/json",
-    }
+    hdrs = await signed_in(client)
     params = {"$filter": "EndDate eq null", "$select": "SessionKey", "$count": "true"}
     status, body = await get(client, hdrs, SESSIONS, **params)
     pages = [body]
@@ -390,12 +348,7 @@ async def test_paging_2500_rows(aiohttp_client: ClientFactory) -> None:
 async def test_evicted_query_is_recomputed(aiohttp_client: ClientFactory) -> None:
     state = big_state(1_500)
     client = await aiohttp_client(create_app(state))
-    token = await token_for(client, SEED_ID, "seed-client", "seed-secret-Zq8!")
-    hdrs = {
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": SEED_ID,
-        "Accept": "application/json",
-    }
+    hdrs = await signed_in(client)
     status, first = await get(client, hdrs, SESSIONS, **{"$orderby": "StartDate"})
     assert client.app is not None
     client.app[CACHE_KEY].clear()
@@ -410,12 +363,7 @@ async def test_next_link_modes(aiohttp_client: ClientFactory, mode: str) -> None
     state = big_state(1_200)
     state.faults.next_link_mode = mode
     client = await aiohttp_client(create_app(state))
-    token = await token_for(client, SEED_ID, "seed-client", "seed-secret-Zq8!")
-    hdrs = {
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": SEED_ID,
-        "Accept": "application/json",
-    }
+    hdrs = await signed_in(client)
     status, body = await get(client, hdrs, SESSIONS, **{"$select": "SessionKey"})
     link = body["@odata.nextLink"]
     base = str(client.make_url("")).rstrip("/")
@@ -542,12 +490,7 @@ async def test_customers_are_isolated(aiohttp_client: ClientFactory) -> None:
     client = await aiohttp_client(create_app(state))
     counts = {}
     for cid, customer in state.customers.items():
-        token = await token_for(client, cid, f"{cid}-client", f"{cid}-secret")
-        hdrs = {
-            "Authorization": f"CwsAuth Bearer={token}",
-            "Citrix-CustomerId": cid,
-            "Accept": "application/json",
-        }
+        hdrs = await signed_in(client, cid, f"{cid}-client", f"{cid}-secret")
         status, body = await get(
             client, hdrs, SESSIONS, **{"$filter": "EndDate eq null", "$count": "true", "$top": "0"}
         )
@@ -578,12 +521,7 @@ async def test_demo_tenants_live_with_the_clock(aiohttp_client: ClientFactory) -
         assert unregistered  # at least one group with unregistered machines
     client = await aiohttp_client(create_app(state))
     cid = "acme-demo"
-    token = await token_for(client, cid, f"{cid}-client", f"{cid}-secret")
-    hdrs = {
-        "Authorization": f"CwsAuth Bearer={token}",
-        "Citrix-CustomerId": cid,
-        "Accept": "application/json",
-    }
+    hdrs = await signed_in(client, cid, f"{cid}-client", f"{cid}-secret")
 
     async def snapshot() -> tuple[int, set[str]]:
         _, failures = await get(

@@ -67,9 +67,6 @@ FILTER_CASES = [
     ("LogOnDuration lt 12345", {S3}),
     ("LogOnDuration le 12345", {S1, S3}),
     ("ConnectionState gt -1", {S1, S2, S3, S4, S5}),
-    ("LogOnDuration gt 12344.5", {S1, S2, S4, S5}),
-    ("LogOnDuration lt 1.2346e4", {S1, S3}),
-    ("LogOnDuration eq 30000L", {S5}),
     ("EndDate eq null", {S1, S2, S3, S4}),
     ("EndDate ne null", {S5}),
     ("null eq EndDate", {S1, S2, S3, S4}),
@@ -97,10 +94,7 @@ FILTER_CASES = [
     ("Machine/IsInMaintenanceMode eq true", {S3}),
     ("Machine/IsInMaintenanceMode", {S3}),
     ("not Machine/IsInMaintenanceMode", {S1, S2, S4, S5}),
-    ("Machine/DesktopGroup/Name eq 'DG-Finance'", {S1, S2, S3}),
     ("Machine/Name eq 'CORP\\CC-VDA001'", {S4, S5}),
-    ("contains(Machine/Name,'FIN')", {S1, S2, S3}),
-    ("startswith(tolower(Machine/DnsName),'cc-')", {S4, S5}),
     ("IsAnonymous eq false and SessionType eq 1", {S1, S3}),
     ("CreatedDate eq StartDate", {S1, S2, S3, S4, S5}),
     ("ModifiedDate gt StartDate", {S5}),
@@ -126,10 +120,6 @@ def test_filter_strings_and_quotes(seed: MonitorData) -> None:
     ]
     machines = values(seed, "Machines", filter="IsInMaintenanceMode eq true or FaultState eq 4")
     assert [m["Id"] for m in machines] == [FIN2, CC2]
-    assert [m["Id"] for m in values(seed, "Machines", filter="endswith(Name,'002')")] == [
-        FIN2,
-        CC2,
-    ]
 
 
 @pytest.mark.parametrize(
@@ -143,17 +133,20 @@ def test_filter_strings_and_quotes(seed: MonitorData) -> None:
         ("ConnectionState eq 5 extra", "unexpected 'extra'"),
         ("Bogus eq 1", "Could not find a property named 'Bogus'"),
         ("Machine/Bogus eq 1", "Could not find a property named 'Bogus'"),
+        ("Machine/DesktopGroup/Name eq 'x'", "not supported by the simulator"),
         ("StartDate/Year eq 1", "not a navigation property"),
         ("Machine eq null", "cannot be used as a value"),
         ("StartDate gt '2021-12-19T00:00:00Z'", "incompatible types"),
         (f"SessionKey eq '{S1}'", "'Edm.Guid' and 'Edm.String'"),
         ("ConnectionState eq 'Active'", "incompatible types"),
+        ("LogOnDuration gt 12344.5", "not supported by the simulator"),
+        ("LogOnDuration eq 30000L", "not supported by the simulator"),
         ("StartDate gt 2021-12-19", "Syntax error"),
         ("StartDate gt 2021-13-45T00:00:00Z", "Invalid Edm.DateTimeOffset"),
         ("ConnectionState", "boolean expression was expected"),
         ("ConnectionState eq 5 and LogOnDuration", "boolean expression was expected"),
-        ("substringof('a',Machine/Name)", "unknown function"),
-        ("contains(ConnectionState,'a')", "expects string arguments"),
+        ("substringof('a',Machine/Name)", "not supported by the simulator"),
+        ("contains(Machine/Name,'FIN')", "not supported by the simulator"),
         ("Name eq 'unterminated", "Syntax error"),
         ("", "empty"),
     ],
@@ -166,7 +159,7 @@ def test_filter_errors(seed: MonitorData, expr: str, message: str) -> None:
     assert caught.value.body() == {"error": {"code": "", "message": caught.value.message}}
 
 
-def test_filter_on_failures_and_load_indexes(seed: MonitorData) -> None:
+def test_filter_on_failures(seed: MonitorData) -> None:
     rows = values(seed, "ConnectionFailureLogs", filter="FailureDate gt 2021-12-19T02:00:00Z")
     assert [r["Id"] for r in rows] == [102, 103]
     assert [r["Id"] for r in values(seed, "ConnectionFailureLogs", filter="Id ge 102")] == [
@@ -174,8 +167,6 @@ def test_filter_on_failures_and_load_indexes(seed: MonitorData) -> None:
         103,
     ]
     assert values(seed, "ConnectionFailureLogs", filter="MachineId eq null")[0]["Id"] == 103
-    loads = values(seed, "LoadIndexes", filter=f"Machine/DesktopGroupId eq {SEED_GROUP_FINANCE}")
-    assert [r["MachineId"] for r in loads] == [FIN1, FIN2]
 
 
 def test_filter_compiles_once_and_is_fast() -> None:
@@ -214,6 +205,7 @@ def test_select_errors(seed: MonitorData) -> None:
         {"expand": "Bogus"},
         {"expand": "StartDate"},
         {"expand": "Machine($filter=Name eq 'x')"},
+        {"expand": "Machine($select=Name;$expand=DesktopGroup)"},
         {"expand": "Machine($select=Bogus)"},
     ):
         with pytest.raises(odata.ODataError):
@@ -242,10 +234,6 @@ def test_expand(seed: MonitorData) -> None:
     assert list(full)[-1] == "Machine"
     assert full["Machine"]["Id"] == FIN1
     assert list(full["Machine"]) == list(MODEL["Machines"].properties)
-    nested = values(
-        seed, "Sessions", select="SessionKey", expand="Machine($select=Name;$expand=DesktopGroup)"
-    )
-    assert nested[3]["Machine"]["DesktopGroup"]["Name"] == "DG-Call-Center"
     machines = values(seed, "Machines", select="Name", expand="DesktopGroup($select=Name)")
     assert [m["DesktopGroup"] for m in machines] == [
         {"Name": "DG-Finance"},
@@ -299,62 +287,21 @@ def test_apply_groupby_nav_path_and_count(seed: MonitorData) -> None:
     ]
 
 
-def test_apply_citrix_example(seed: MonitorData) -> None:
-    result = run(
-        seed,
-        "Sessions",
-        apply=(
-            "groupby((ConnectionState), aggregate(SessionKey with countdistinct as "
-            "NumberOfSessions))"
-        ),
-    )
-    assert [result.project(r) for r in result.rows] == [
-        {"ConnectionState": 2, "NumberOfSessions": 1},
-        {"ConnectionState": 3, "NumberOfSessions": 1},
-        {"ConnectionState": 5, "NumberOfSessions": 3},
-    ]
-    assert result.context_suffix == "(ConnectionState,NumberOfSessions)"
-
-
-def test_apply_aggregate_methods(seed: MonitorData) -> None:
-    rows = values(
-        seed,
-        "Sessions",
-        apply=(
-            " aggregate( $count as Total , LogOnDuration with sum as Sum, LogOnDuration with "
-            "average as Avg, LogOnDuration with min as Min, LogOnDuration with max as Max, "
-            "StartDate with max as Last, Machine/DesktopGroupId with countdistinct as Groups ) "
-        ),
-    )
-    assert rows == [
-        {
-            "Total": 5,
-            "Sum": 194095,
-            "Avg": 194095 / 5,
-            "Min": 8500,
-            "Max": 95250,
-            "Last": datetime(2021, 12, 19, 2, 40, 0, 123456, tzinfo=UTC),
-            "Groups": 2,
-        }
-    ]
-
-
 def test_apply_chains_and_options(seed: MonitorData) -> None:
     machines = values(
         seed,
         "Machines",
         apply=(
             "groupby((DesktopGroupId,CurrentRegistrationState,IsInMaintenanceMode),"
-            "aggregate($count as n, CurrentSessionCount with sum as sessions))"
+            "aggregate($count as n))"
         ),
-        orderby="sessions desc",
+        orderby="CurrentRegistrationState desc",
     )
     assert machines[0] == {
-        "DesktopGroupId": SEED_GROUP_FINANCE,
-        "CurrentRegistrationState": 1,
+        "DesktopGroupId": SEED_GROUP_CALL_CENTER,
+        "CurrentRegistrationState": 2,
         "IsInMaintenanceMode": False,
         "n": 1,
-        "sessions": 2,
     }
     assert sum(m["n"] for m in machines) == 4
     # groupby without aggregate: distinct values; filter after groupby on an alias.
@@ -373,10 +320,10 @@ def test_apply_chains_and_options(seed: MonitorData) -> None:
     nested = values(
         seed,
         "Sessions",
-        apply="groupby((Machine/DesktopGroup/Name),aggregate($count as n))",
-        filter="Machine/DesktopGroup/Name eq 'DG-Finance'",
+        apply="groupby((Machine/DesktopGroupId),aggregate($count as n))",
+        filter=f"Machine/DesktopGroupId eq {SEED_GROUP_FINANCE}",
     )
-    assert nested == [{"Machine": {"DesktopGroup": {"Name": "DG-Finance"}}, "n": 3}]
+    assert nested == [{"Machine": {"DesktopGroupId": SEED_GROUP_FINANCE}, "n": 3}]
     failures = values(seed, "ConnectionFailureLogs", apply="groupby((ConnectionFailureEnumValue))")
     assert failures == [
         {"ConnectionFailureEnumValue": 3},
@@ -396,7 +343,9 @@ def test_apply_chains_and_options(seed: MonitorData) -> None:
         "groupby((Bogus))",
         "groupby((ConnectionState),filter(EndDate eq null))",
         "aggregate(SessionKey with sum as s)",
-        "aggregate($count as n, $count as n)",
+        "aggregate($count as n)",
+        "groupby((ConnectionState),aggregate($count as n, $count as m))",
+        "groupby((ConnectionState),aggregate(SessionKey with countdistinct as n))",
         "groupby((ConnectionState),aggregate($count as ConnectionState))",
         "compute(LogOnDuration mul 2 as x)",
         "filter(EndDate eq null",
@@ -510,7 +459,6 @@ def test_make_tenant_shape() -> None:
     seven = [s for s in stamps if SEVEN_DIGITS.fullmatch(s)]
     assert 0 < len(seven) < 20
     assert all(THREE_DIGITS.fullmatch(s) or SEVEN_DIGITS.fullmatch(s) for s in stamps)
-    assert len(data.load_indexes) == registration[RegistrationState.REGISTERED]
 
 
 def test_make_tenant_100k_sessions() -> None:
@@ -599,7 +547,6 @@ def test_remove_desktop_group(seed: MonitorData) -> None:
     assert [m["Id"] for m in seed.machines] == [FIN1, FIN2]
     assert {s["SessionKey"] for s in seed.sessions} == {S1, S2, S3}
     assert len(seed.connection_failures) == 3  # history is kept
-    assert {li["MachineId"] for li in seed.load_indexes} == {FIN1, FIN2}
     with pytest.raises(KeyError):
         seed.desktop_group("DG-Call-Center")
 
@@ -636,7 +583,6 @@ def test_tick_makes_the_tenant_live() -> None:
     ]
     events = [m for m in data.machines if m["RegistrationStateChangeDate"] > NOW]
     assert changed or events  # machines unregistered and/or recovered
-    assert max(li["CreatedDate"] for li in data.load_indexes) > NOW
     per_machine = Counter(s["MachineId"] for s in data.open_sessions())
     assert all(m["CurrentSessionCount"] == per_machine[m["Id"]] for m in data.machines)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import Config
@@ -48,6 +49,10 @@ def make_config(
             ],
         }
     )
+
+
+def url_of(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

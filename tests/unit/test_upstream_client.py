@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
 from exporter.metrics import SelfMetrics
-from exporter.upstream.client import ApiClient, ApiResponse, customer_api
+from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
-from tests.support.helpers import SleepRecorder, make_config, value
+from tests.support.helpers import SleepRecorder, make_config, url_of, value
 from tests.support.hostile import (
     CURRENT_SUFFIX,
     HISTORY_SUFFIX,
@@ -89,11 +89,6 @@ class Rig:
 
 
 @pytest.fixture
-def hostile() -> HostileUpstream:
-    return HostileUpstream()
-
-
-@pytest.fixture
 async def server(hostile: HostileUpstream, aiohttp_server: Callable[..., Any]) -> TestServer:
     return await aiohttp_server(hostile.app())
 
@@ -103,14 +98,14 @@ async def open_rig(
     server: TestServer, *, jitter: float = 0.5, timeout: float = 5.0, **poll: Any
 ) -> AsyncIterator[Rig]:
     """Wired as runtime.py wires it, with a fixed clock, recorded sleeps and fixed jitter."""
-    url = str(server.make_url("")).rstrip("/")
+    url = url_of(server)
     customers = [{"customer_id": CUSTOMER, "client_id": CLIENT_ID, "client_secret": SECRET}]
     config = make_config(url, customers, timeout=timeout, **poll)
     registry = CollectorRegistry()
     metrics = SelfMetrics(registry)
     clock, sleeps = Clock(), SleepRecorder()
     async with aiohttp.ClientSession() as session:
-        client = customer_api(
+        client = ApiClient(
             session,
             config.customers[0],
             config.poll,
@@ -120,6 +115,26 @@ async def open_rig(
             jitter=lambda: jitter,
         )
         yield Rig(client, client.tokens, registry, clock, sleeps)
+
+
+@asynccontextmanager
+async def hanging_rig(
+    hostile: HostileUpstream, server: TestServer, suffix: str, **poll: Any
+) -> AsyncIterator[Rig]:
+    """A rig with a 0.1 s timeout whose upstream takes `suffix` requests and answers none of
+    them until the rig is closed (so the server can shut down)."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hostile.on(CUSTOMER, suffix, hang)
+    try:
+        async with open_rig(server, timeout=0.1, **poll) as rig:
+            yield rig
+    finally:
+        release.set()
 
 
 def answers(*responses: Callable[[], web.StreamResponse]) -> Callable[..., web.StreamResponse]:
@@ -421,22 +436,12 @@ async def test_network_errors_are_retried_counted_as_error_then_reported(
 async def test_a_timeout_is_a_network_error_named_without_a_trailing_colon(
     hostile: HostileUpstream, server: TestServer
 ):
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=204)
-
-    hostile.on(CUSTOMER, CURRENT_SUFFIX, hang)
-    try:
-        async with open_rig(server, timeout=0.1, retry={"attempts": 2}) as rig:
-            with pytest.raises(UpstreamError) as caught:
-                await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
-            assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
-            assert rig.sleeps.delays == [0.75]
-            assert rig.requests("error") == 2
-    finally:
-        release.set()
+    async with hanging_rig(hostile, server, CURRENT_SUFFIX, retry={"attempts": 2}) as rig:
+        with pytest.raises(UpstreamError) as caught:
+            await asyncio.wait_for(rig.current(), 10)  # fails, not hangs, without a timeout
+        assert str(caught.value) == f"{ENDPOINT}: no response: TimeoutError"
+        assert rig.sleeps.delays == [0.75]
+        assert rig.requests("error") == 2
 
 
 # --- log lines -------------------------------------------------------------------------------
@@ -762,21 +767,11 @@ async def test_token_failures_are_counted_with_a_safe_message(
 async def test_a_token_request_that_times_out_is_a_token_error(
     hostile: HostileUpstream, server: TestServer
 ):
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=204)
-
-    hostile.on(CUSTOMER, TOKEN_SUFFIX, hang)
-    try:
-        async with open_rig(server, timeout=0.1) as rig:
-            with pytest.raises(TokenError) as caught:
-                await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
-            assert str(caught.value) == "token request failed: TimeoutError"
-            assert rig.metric("citrix_token_request_failures_total") == 1
-    finally:
-        release.set()
+    async with hanging_rig(hostile, server, TOKEN_SUFFIX) as rig:
+        with pytest.raises(TokenError) as caught:
+            await asyncio.wait_for(rig.tokens.get(), 10)  # fails, not hangs, without a timeout
+        assert str(caught.value) == "token request failed: TimeoutError"
+        assert rig.metric("citrix_token_request_failures_total") == 1
 
 
 async def test_a_success_resets_the_token_backoff(hostile: HostileUpstream, server: TestServer):

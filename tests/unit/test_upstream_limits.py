@@ -31,10 +31,17 @@ from exporter.config import Config
 from exporter.metrics import SelfMetrics
 from exporter.redact import REDACTOR
 from exporter.runtime import Exporter
-from exporter.upstream.client import ApiClient, customer_api
+from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
-from tests.support.helpers import SleepRecorder, make_config, missing, require_binary, value
+from tests.support.helpers import (
+    SleepRecorder,
+    make_config,
+    missing,
+    require_binary,
+    url_of,
+    value,
+)
 from tests.support.hostile import CURRENT_SUFFIX, TOKEN_SUFFIX, HostileUpstream
 
 BAD, GOOD = "bad1", "good1"
@@ -56,20 +63,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def url_of(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
-def hostile() -> HostileUpstream:
-    return HostileUpstream()
-
-
-@pytest.fixture
-async def hostile_url(hostile: HostileUpstream, aiohttp_server: ServerFactory) -> str:
-    return url_of(await aiohttp_server(hostile.app()))
 
 
 def two_customers(url: str, **poll: Any) -> Config:
@@ -110,7 +103,7 @@ async def open_client(
     config = make_config(url, [c for c in CUSTOMERS if c["customer_id"] == customer_id], **poll)
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession(connector=connector, trust_env=trust_env) as session:
-        yield customer_api(
+        yield ApiClient(
             session,
             config.customers[0],
             config.poll,

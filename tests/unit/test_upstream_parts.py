@@ -33,7 +33,7 @@ from exporter.upstream.body import (
     read_bounded,
     too_deep,
 )
-from exporter.upstream.client import ApiClient, customer_api
+from exporter.upstream.client import ApiClient
 from exporter.upstream.detail import (
     MAX_DETAIL_CHARS,
     MAX_ERROR_BODY_BYTES,
@@ -448,17 +448,6 @@ def test_next_link_that_is_not_a_valid_url_is_refused(link: str):
 # --- odata.py: iter_pages through a real ApiClient -----------------------------------------------
 
 
-@pytest.fixture
-def hostile() -> HostileUpstream:
-    return HostileUpstream()
-
-
-@pytest.fixture
-async def hostile_url(hostile: HostileUpstream, aiohttp_server: Any) -> str:
-    server = await aiohttp_server(hostile.app())
-    return str(server.make_url("")).rstrip("/")
-
-
 @asynccontextmanager
 async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     """An ApiClient with its TokenManager, wired as runtime.py wires them."""
@@ -466,7 +455,7 @@ async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     config = make_config(url, [customer_cfg], **poll)
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession() as session:
-        yield customer_api(
+        yield ApiClient(
             session,
             config.customers[0],
             config.poll,
