@@ -46,7 +46,8 @@ class Collector(ABC):
     """Polls one area of the API for one customer; `poll` returns complete metric families.
 
     Raising from `poll` marks the poll failed; the previous result stays published until it
-    is older than max_staleness.
+    is older than max_staleness. A subclass is built as `cls(ctx, config)` with its own options
+    model, as registered in `registry.py`; `name` is its key under `collectors:`.
     """
 
     name: ClassVar[str]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from ..config import ConcurrentCollectorConfig
 from ..upstream.errors import UpstreamError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
@@ -25,9 +26,9 @@ PEAKS = (("24h", "last24HoursPeak"), ("month", "monthPeak"), ("all_time", "allTi
 class ConcurrentCollector(Collector):
     name = "concurrent"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: ConcurrentCollectorConfig) -> None:
         super().__init__(ctx)
-        self.config = ctx.customer.collectors.concurrent
+        self.config = config
         self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:

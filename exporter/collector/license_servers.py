@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import LicenseServersCollectorConfig
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .fields import Fields
@@ -60,9 +61,9 @@ TIMES = (
 class LicenseServersCollector(Collector):
     name = "license_servers"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: LicenseServersCollectorConfig) -> None:
         super().__init__(ctx)
-        self.config = ctx.customer.collectors.license_servers
+        self.config = config
         self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import CollectorConfig
 from ..log import get_logger
 from ..timeutil import add_months
 from ..upstream.client import ApiClient, ApiResponse
@@ -39,8 +40,9 @@ def months_back(now: datetime, months: int) -> str:
 class LicensingCollector(Collector):
     name = "licensing"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: CollectorConfig) -> None:
         super().__init__(ctx)
+        self.config = config  # no options of its own; the runtime reads its interval
         self._history: list[Metric] = []
         self._history_fetched: tuple[float, str] | None = None  # (when, for which month)
         self.fields = Fields(ctx.issues)

@@ -174,10 +174,8 @@ class Watermark:
 class MonitorCollector(Collector):
     name = "monitor"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: MonitorCollectorConfig) -> None:
         super().__init__(ctx)
-        config = ctx.customer.collectors.monitor
-        assert isinstance(config, MonitorCollectorConfig)
         self.config = config
         self.fields = Fields(ctx.issues)
         self._limiter = asyncio.Semaphore(config.concurrency)

@@ -26,6 +26,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import PartnerCollectorConfig
 from ..log import LogOnce, get_logger
 from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
@@ -59,9 +60,9 @@ class Tenant:
 class PartnerCollector(Collector):
     name = "partner"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: PartnerCollectorConfig) -> None:
         super().__init__(ctx)
-        self.config = ctx.customer.collectors.partner
+        self.config = config
         self.partner_id = self.config.partner_id or ctx.customer_id
         self.fields = Fields(ctx.issues)
         self._missing_logged: LogOnce[str] = LogOnce()

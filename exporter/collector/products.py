@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import ProductsCollectorConfig
 from ..log import LogOnce, get_logger
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
@@ -38,9 +39,9 @@ OPTIONAL_SECTIONS = (
 class ProductsCollector(Collector):
     name = "products"
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: ProductsCollectorConfig) -> None:
         super().__init__(ctx)
-        self.config = ctx.customer.collectors.products
+        self.config = config
         self.fields = Fields(ctx.issues)
         self._not_entitled: LogOnce[str] = LogOnce()
 

@@ -164,7 +164,7 @@ def test_minimal_config_uses_defaults() -> None:
     assert cust.base_url == "https://api.cloud.com"
     assert [name for name, _ in cust.collectors.enabled()] == ["licensing", "monitor"]
     assert cust.collectors.partner.enabled is False
-    assert cust.interval_for("monitor", 300.0) == 300.0
+    assert cust.collectors.monitor.interval_or(300.0) == 300.0
     assert config.secrets() == [SECRET]
 
 
@@ -203,9 +203,9 @@ def test_full_example(tmp_path: Path) -> None:
     assert cust.client_secret.get_secret_value() == SECRET
     assert cust.base_url == "https://api.example.test"
     assert cust.ca_file == str(ca)
-    assert cust.interval_for("licensing", config.poll.interval) == 900.0
-    assert cust.interval_for("monitor", config.poll.interval) == 60.0
-    assert cust.interval_for("partner", config.poll.interval) == 300.0
+    assert cust.collectors.licensing.interval_or(config.poll.interval) == 900.0
+    assert cust.collectors.monitor.interval_or(config.poll.interval) == 60.0
+    assert cust.collectors.partner.interval_or(config.poll.interval) == 300.0
     assert [name for name, _ in cust.collectors.enabled()] == ["licensing", "monitor"]
 
 
@@ -228,11 +228,6 @@ def test_enabled_collectors_keep_field_order() -> None:
     config = parse(customer("    collectors: {partner: {enabled: true}, monitor: {enabled: true}}"))
     names = [name for name, _ in config.customers[0].collectors.enabled()]
     assert names == ["licensing", "monitor", "partner"]
-
-
-def test_interval_for_unknown_collector_is_a_bug() -> None:
-    with pytest.raises(KeyError):
-        parse(MINIMAL).customers[0].interval_for("nope", 1.0)
 
 
 def test_empty_sections_mean_defaults() -> None:
