@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as RegistryCollector
@@ -85,7 +86,7 @@ class PollStatus:
 @dataclass
 class PollJob:
     customer_id: str
-    collector: Collector
+    collector: Collector[Any]
     interval: float
     status: PollStatus = field(default_factory=PollStatus)
 

@@ -37,15 +37,13 @@ def months_back(now: datetime, months: int) -> str:
     return add_months(now.replace(day=1), -months).strftime("%Y-%m")
 
 
-class LicensingCollector(Collector):
+class LicensingCollector(Collector[CollectorConfig]):
     name = "licensing"
 
     def __init__(self, ctx: CollectorContext, config: CollectorConfig) -> None:
-        super().__init__(ctx)
-        self.config = config  # no options of its own; the runtime reads its interval
+        super().__init__(ctx, config)
         self._history: list[Metric] = []
         self._history_fetched: tuple[float, str] | None = None  # (when, for which month)
-        self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
         response = await self.ctx.api.get_json(

@@ -22,7 +22,6 @@ from ..log import LogOnce, get_logger
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .current_usage import add_current_usage
-from .fields import Fields
 from .observed import observed_url
 
 log = get_logger("products")
@@ -36,13 +35,11 @@ OPTIONAL_SECTIONS = (
 )  # fmt: skip
 
 
-class ProductsCollector(Collector):
+class ProductsCollector(Collector[ProductsCollectorConfig]):
     name = "products"
 
     def __init__(self, ctx: CollectorContext, config: ProductsCollectorConfig) -> None:
-        super().__init__(ctx)
-        self.config = config
-        self.fields = Fields(ctx.issues)
+        super().__init__(ctx, config)
         self._not_entitled: LogOnce[str] = LogOnce()
 
     async def poll(self) -> list[Metric]:

@@ -41,7 +41,7 @@ class CollectorClass(Protocol[OptionsT_contra]):
 
     name: str
 
-    def __call__(self, ctx: CollectorContext, config: OptionsT_contra, /) -> Collector: ...
+    def __call__(self, ctx: CollectorContext, config: OptionsT_contra, /) -> Collector[Any]: ...
 
 
 @dataclass(frozen=True)
