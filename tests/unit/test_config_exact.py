@@ -27,7 +27,7 @@ from exporter.config import (
     load_config,
     parse_config,
 )
-from tests.unit.test_config import MINIMAL, SECRET, customer, error_of, parse
+from tests.support.config_text import MINIMAL, SECRET, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------
 # defaults: every field of every model

@@ -24,7 +24,7 @@ from exporter.config import (
 )
 from exporter.config.files import CA_FILE_MAX_BYTES, CONFIG_FILE_MAX_BYTES, SECRET_FILE_MAX_BYTES
 from exporter.config.yaml_bounds import MAX_DEPTH, MAX_NODES
-from tests.unit.test_config import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
+from tests.support.config_text import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------
 # secret files: regular files of at most 64 KiB
