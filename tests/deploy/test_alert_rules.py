@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_dashboards import METRICS, metric_names, selectors
 from tests.support.helpers import require_binary
 from tests.support.markdown import BLOB_URL, anchors
+from tests.support.metric_contract import METRICS, metric_names, selectors
 from tests.support.processes import Prometheus, exporter_process, scrape_config, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
