@@ -20,7 +20,7 @@ from exporter.simulator import (
     demo_state,
     seed_state,
 )
-from tests.simulator.sim_client import Client, ClientFactory, api_headers, get_token, post_token
+from tests.support.sim_client import Client, ClientFactory, api_headers, get_token, post_token
 
 CURRENT = "/licensing/license/enterprise/cloud/cvad/ud/current"
 HISTORICAL = "/licensing/license/enterprise/cloud/cvad/ud/historicalusage"

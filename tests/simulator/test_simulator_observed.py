@@ -10,8 +10,8 @@ import pytest
 
 from exporter.simulator import create_app
 from exporter.simulator.state import SimulatorState
-from tests.simulator.sim_client import Client, ClientFactory, signed_in
 from tests.support.observed_helpers import fixed_state
+from tests.support.sim_client import Client, ClientFactory, signed_in
 
 CID = "xingqit48867"
 

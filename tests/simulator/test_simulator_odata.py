@@ -17,7 +17,7 @@ from exporter.simulator.monitor_tenants import (
     SEED_GROUP_FINANCE,
     SEED_SESSIONS,
 )
-from tests.simulator.sim_client import Client, ClientFactory, signed_in
+from tests.support.sim_client import Client, ClientFactory, signed_in
 
 SEED_ID = "xingqit48867"
 SEED_NOW = datetime(2021, 12, 19, 2, 56, 22, tzinfo=UTC)
