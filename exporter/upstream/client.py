@@ -38,6 +38,7 @@ from .detail import (
 from .errors import NotEntitledError, ThrottledError, UpstreamError
 from .retry import RETRYABLE_STATUSES, RetryPolicy
 from .token import TokenManager
+from .transport import Transport
 
 log = get_logger("upstream")
 
@@ -83,7 +84,7 @@ class ApiClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         customer: CustomerConfig,
         poll: PollConfig,
         metrics: SelfMetrics,
@@ -92,10 +93,10 @@ class ApiClient:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._session = session
+        self.transport = transport
         self.customer = customer
-        # The customer's one token manager, on the same session, retry settings and clock.
-        self.tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
+        # The customer's one token manager, on the same transport, retry settings and clock.
+        self.tokens = TokenManager(transport, customer, metrics, poll.retry, poll.timeout, clock)
         self.metrics = metrics
         self.policy = RetryPolicy(poll.retry, jitter)
         self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
@@ -153,7 +154,8 @@ class ApiClient:
             "User-Agent": USER_AGENT,
         }
         try:
-            async with self._session.get(
+            async with self.transport.request(
+                "GET",
                 url,
                 params=params,
                 headers=headers,

@@ -18,18 +18,23 @@ CUSTOMERS = [
 ]
 
 
-async def test_one_client_per_customer_each_on_its_own_session_all_closed_together() -> None:
+async def test_one_client_per_customer_all_on_one_session_closed_together() -> None:
     config = make_config("http://127.0.0.1:9", CUSTOMERS, retry={"attempts": 5}, timeout=7)
     connections = Connections(config, SelfMetrics(CollectorRegistry()))
     clients = connections.open()
     assert list(clients) == ["first1", "second2"]
     assert [c.customer for c in clients.values()] == config.customers
     assert [c.policy.attempts for c in clients.values()] == [5, 5]
-    sessions = [c._session for c in clients.values()]
-    assert sessions[0] is not sessions[1]
-    assert not any(s.closed for s in sessions)
+    sessions = [c.transport.session for c in clients.values()]
+    assert sessions[0] is sessions[1]
+    assert [c.tokens._transport for c in clients.values()] == [
+        c.transport for c in clients.values()
+    ]
+    limiters = {id(c.transport.limiter) for c in clients.values()}
+    assert len(limiters) == 1
+    assert not sessions[0].closed
     await connections.close()
-    assert all(s.closed for s in sessions)
+    assert sessions[0].closed
 
 
 def test_the_customers_ca_file_is_trusted_beside_the_system_store(tmp_path: Path) -> None:

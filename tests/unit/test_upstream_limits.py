@@ -34,6 +34,7 @@ from exporter.runtime import Exporter
 from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
+from exporter.upstream.transport import Transport
 from tests.support.helpers import (
     Clock,
     SleepRecorder,
@@ -97,7 +98,7 @@ async def open_client(
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession(connector=connector, trust_env=trust_env) as session:
         yield ApiClient(
-            session,
+            Transport(session),
             config.customers[0],
             config.poll,
             metrics,
