@@ -181,3 +181,25 @@ async def test_waiting_for_a_slot_does_not_count_against_the_request_timeout(
         await connections.close()
     assert hostile.count(TOKEN_SUFFIX) == 4
     assert hostile.peak_in_flight == 1
+
+
+async def test_the_shared_session_goes_through_the_proxy_from_the_environment(
+    aiohttp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = HostileUpstream()
+    monkeypatch.setenv("HTTP_PROXY", url_of(await aiohttp_server(proxy.app())))
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    connections = Connections(
+        make_config("http://citrix.invalid", CUSTOMERS), SelfMetrics(CollectorRegistry())
+    )
+    clients = connections.open()
+    try:
+        for client in clients.values():
+            await client.tokens.get()
+    finally:
+        await connections.close()
+    assert [(seen.host, seen.customer_id) for seen in proxy.requests] == [
+        ("citrix.invalid", "first1"),
+        ("citrix.invalid", "second2"),
+    ]
