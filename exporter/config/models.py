@@ -47,6 +47,7 @@ class RetryConfig(Model):
 
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENCY = 64
 DEFAULT_MAX_SERIES = 20_000
 
 
@@ -60,6 +61,9 @@ class PollConfig(Model):
     # Bounds on what one upstream answer may cost (README "Limits").
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=2**31)
     max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=10_000_000)
+    # Upstream requests in flight across all customers (token requests too), on top of the
+    # per-collector limits: 1,000 customers must not open 1,000 connections at once.
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=1024)
 
     _retry_defaults = field_validator("retry", mode="before")(empty_if_none)
 

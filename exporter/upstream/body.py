@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -78,6 +79,25 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return b"()" in brackets  # a pair still left after `limit` levels were taken off
 
 
+class TooDeep(ValueError):
+    """JSON that nests deeper than MAX_JSON_DEPTH."""
+
+
+@contextmanager
+def json_errors(what: str, status: int | None, txid: str | None) -> Iterator[None]:
+    """A parse failure inside becomes the UpstreamError that says what was wrong."""
+    try:
+        yield
+    except (TooDeep, RecursionError):
+        raise UpstreamError(
+            f"{what}: response is nested too deeply (more than {MAX_JSON_DEPTH} levels)",
+            status,
+            txid,
+        ) from None
+    except ValueError:
+        raise UpstreamError(f"{what}: response is not JSON", status, txid) from None
+
+
 def parse_json(
     body: bytes,
     what: str,
@@ -91,10 +111,9 @@ def parse_json(
     mangled name must not cost a customer all its figures. `on_repair` is told so it can be
     counted as a data issue.
     """
-    nested = f"{what}: response is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
-    if too_deep(body):
-        raise UpstreamError(nested, status, txid)
-    try:
+    with json_errors(what, status, txid):
+        if too_deep(body):
+            raise TooDeep
         try:
             return json.loads(body)
         except UnicodeDecodeError:
@@ -102,7 +121,3 @@ def parse_json(
             if on_repair is not None:
                 on_repair()
             return data
-    except RecursionError:
-        raise UpstreamError(nested, status, txid) from None
-    except ValueError:
-        raise UpstreamError(f"{what}: response is not JSON", status, txid) from None

@@ -26,7 +26,7 @@ from .. import __version__
 from ..config import CustomerConfig, PollConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
-from .body import ResponseTooLarge, parse_json, read_bounded
+from .body import ResponseTooLarge, read_bounded
 from .detail import (
     MAX_ERROR_BODY_BYTES,
     error_detail,
@@ -37,7 +37,9 @@ from .detail import (
 )
 from .errors import NotEntitledError, ThrottledError, UpstreamError
 from .retry import RETRYABLE_STATUSES, RetryPolicy
+from .sliced import parse_json_yielding
 from .token import TokenManager
+from .transport import Transport
 
 log = get_logger("upstream")
 
@@ -83,7 +85,7 @@ class ApiClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         customer: CustomerConfig,
         poll: PollConfig,
         metrics: SelfMetrics,
@@ -92,10 +94,10 @@ class ApiClient:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._session = session
+        self.transport = transport
         self.customer = customer
-        # The customer's one token manager, on the same session, retry settings and clock.
-        self.tokens = TokenManager(session, customer, metrics, poll.retry, poll.timeout, clock)
+        # The customer's one token manager, on the same transport, retry settings and clock.
+        self.tokens = TokenManager(transport, customer, metrics, poll.retry, poll.timeout, clock)
         self.metrics = metrics
         self.policy = RetryPolicy(poll.retry, jitter)
         self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
@@ -130,7 +132,7 @@ class ApiClient:
             except (aiohttp.ClientError, TimeoutError) as err:
                 outcome: ApiResponse | Retry = self._no_response(endpoint, err, attempt)
             else:
-                outcome = self.decide(endpoint, answer, attempt, reauthenticated)
+                outcome = await self.decide(endpoint, answer, attempt, reauthenticated)
             if isinstance(outcome, ApiResponse):
                 return outcome
             self._log_retry(endpoint, outcome)
@@ -153,7 +155,8 @@ class ApiClient:
             "User-Agent": USER_AGENT,
         }
         try:
-            async with self._session.get(
+            async with self.transport.request(
+                "GET",
                 url,
                 params=params,
                 headers=headers,
@@ -182,14 +185,15 @@ class ApiClient:
         except ResponseTooLarge:
             return b""  # the status alone decides; an oversized error body is not worth more
 
-    def decide(
+    async def decide(
         self, endpoint: str, answer: Answer, attempt: int, reauthenticated: bool
     ) -> ApiResponse | Retry:
-        """The result of `answer`, a Retry, or an UpstreamError raised (one rule per status)."""
+        """The result of `answer`, a Retry, or an UpstreamError raised (one rule per status).
+        A large 200 body is parsed in slices, giving the loop a turn (`sliced.py`)."""
         status = answer.status
         txid = transaction_id(answer.headers)
         if status == 200:
-            data = parse_json(
+            data = await parse_json_yielding(
                 answer.body, endpoint, status, txid, lambda: self._report_invalid_utf8(endpoint)
             )
             return ApiResponse(status, data, answer.url)

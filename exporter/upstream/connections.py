@@ -1,8 +1,9 @@
-"""Per-customer connections to Citrix Cloud: one HTTP session and API client per customer.
+"""Connections to Citrix Cloud: one HTTP session for every customer, one API client per customer.
 
 The daemon (`runtime.Exporter`) and `backfill` both reach Citrix Cloud through `Connections`,
-so a customer's CA file, proxy settings, pool size, token manager and retry policy are the same
-whichever command runs; neither builds sessions of its own.
+so a customer's CA file, proxy settings, token manager, retry policy and the global cap on
+requests in flight are the same whichever command runs; neither builds sessions of its own.
+Why one session and how a CA file stays one customer's: `transport.py`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ import aiohttp
 from ..config import Config, CustomerConfig
 from ..metrics import SelfMetrics
 from .client import ApiClient, Sleep
-
-# Above every configurable per-customer concurrency (monitor 8, partner 16), so the pool never
-# silently caps them; the collectors' own limits apply.
-POOL_SIZE = 16
+from .transport import Transport
 
 
 def ssl_context(customer: CustomerConfig) -> ssl.SSLContext | bool:
@@ -34,7 +32,7 @@ def ssl_context(customer: CustomerConfig) -> ssl.SSLContext | bool:
 
 class Connections:
     """The API clients of every customer in `config`, keyed by customer id: `open` creates the
-    sessions and clients, `close` closes the sessions."""
+    session and clients, `close` closes the session."""
 
     def __init__(
         self,
@@ -49,18 +47,24 @@ class Connections:
         self._sleep = sleep
         self._clock = clock
         self.clients: dict[str, ApiClient] = {}
-        self._sessions: list[aiohttp.ClientSession] = []
+        self._session: aiohttp.ClientSession | None = None
 
     def open(self) -> dict[str, ApiClient]:
-        """One session (the customer's CA file, HTTPS_PROXY / NO_PROXY) and client a customer."""
+        """One session (HTTPS_PROXY / NO_PROXY honoured) with a pool as large as the global cap,
+        and a client a customer on it with the customer's own TLS trust."""
+        cap = self._config.poll.max_concurrency
+        session = aiohttp.ClientSession(
+            trust_env=True, connector=aiohttp.TCPConnector(limit=cap, limit_per_host=0)
+        )
+        self._session = session
+        limiter = asyncio.Semaphore(cap)
+        # One context per CA file: customers sharing a bundle share pooled connections too.
+        trust: dict[str | None, ssl.SSLContext | bool] = {}
         for customer in self._config.customers:
-            session = aiohttp.ClientSession(
-                trust_env=True,
-                connector=aiohttp.TCPConnector(ssl=ssl_context(customer), limit=POOL_SIZE),
-            )
-            self._sessions.append(session)
+            if customer.ca_file not in trust:
+                trust[customer.ca_file] = ssl_context(customer)
             self.clients[customer.customer_id] = ApiClient(
-                session,
+                Transport(session, trust[customer.ca_file], limiter),
                 customer,
                 self._config.poll,
                 self._metrics,
@@ -70,6 +74,6 @@ class Connections:
         return self.clients
 
     async def close(self) -> None:
-        for session in self._sessions:
-            await session.close()
-        self._sessions = []
+        if self._session is not None:
+            await self._session.close()
+        self._session = None

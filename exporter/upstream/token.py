@@ -29,6 +29,7 @@ from .body import parse_json, read_bounded
 from .detail import exception_reason, is_redirect, oauth_reason, redirect_host, transaction_id
 from .errors import TokenError, UpstreamError
 from .retry import RetryPolicy
+from .transport import Transport
 
 log = get_logger("token")
 
@@ -59,14 +60,14 @@ class TokenManager:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         customer: CustomerConfig,
         metrics: SelfMetrics,
         retry: RetryConfig,
         timeout: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._session = session
+        self._transport = transport
         self._customer = customer
         self._metrics = metrics
         self.policy = RetryPolicy(retry)
@@ -186,7 +187,8 @@ class TokenManager:
             "client_id": self._customer.client_id,
             "client_secret": self._customer.client_secret.get_secret_value(),
         }
-        async with self._session.post(
+        async with self._transport.request(
+            "POST",
             self.url,
             data=form,
             headers={"Accept": "application/json"},

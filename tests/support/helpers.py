@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 from datetime import datetime
@@ -123,3 +124,34 @@ def require_module(name: str, package: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         missing(f"{name} not installed (pip install {package})")
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """(cert, key) PEM files of a throwaway certificate of 127.0.0.1, made with openssl."""
+    openssl = require_binary("openssl", "openssl")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

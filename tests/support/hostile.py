@@ -11,6 +11,7 @@ customer on the same server to prove that the bad answer costs nobody else anyth
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,11 @@ class HostileUpstream:
         self.requests: list[Seen] = []
         self.issued_tokens: list[str] = []
         self._serial = itertools.count(1)
+        # Every answer waits this long, so concurrent requests overlap and `peak_in_flight`
+        # shows how many the client had in flight at once.
+        self.latency = 0.0
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def on(self, customer_id: str, suffix: str, handler: Handler) -> None:
         """Answer `customer_id`'s requests whose path ends with `suffix` with `handler`."""
@@ -89,6 +95,16 @@ class HostileUpstream:
         return token
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.endswith(TOKEN_SUFFIX):
             parts = path.strip("/").split("/")

@@ -102,6 +102,7 @@ def test_every_default_of_a_minimal_config() -> None:
             },
             "max_response_bytes": 33_554_432,
             "max_series": 20_000,
+            "max_concurrency": 64,
         },
         "customers": [
             {

@@ -387,6 +387,8 @@ def test_collector_interval_below_a_second() -> None:
         ("max_response_bytes", str(2**31), 2**31),
         ("max_series", "1", 1),
         ("max_series", "10000000", 10_000_000),
+        ("max_concurrency", "1", 1),
+        ("max_concurrency", "1024", 1024),
     ],
 )
 def test_poll_bounds_accepted(key: str, value: str, expected: int) -> None:
@@ -402,6 +404,8 @@ def test_poll_bounds_accepted(key: str, value: str, expected: int) -> None:
         ("max_series", "0", "must be at least 1"),
         ("max_series", "10000001", "must be at most 10000000"),
         ("max_series", "1.5", "must be an integer"),
+        ("max_concurrency", "0", "must be at least 1"),
+        ("max_concurrency", "1025", "must be at most 1024"),
     ],
 )
 def test_poll_bounds_rejected(key: str, value: str, message: str) -> None:

@@ -29,6 +29,7 @@ from exporter.metrics import SelfMetrics
 from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
+from exporter.upstream.transport import Transport
 from tests.support.helpers import Clock, SleepRecorder, make_config, url_of, value
 from tests.support.hostile import (
     CURRENT_SUFFIX,
@@ -98,7 +99,7 @@ async def open_rig(
     clock, sleeps = Clock(NOW), SleepRecorder()
     async with aiohttp.ClientSession() as session:
         client = ApiClient(
-            session,
+            Transport(session),
             config.customers[0],
             config.poll,
             metrics,

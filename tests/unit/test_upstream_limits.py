@@ -12,7 +12,6 @@ import functools
 import gc
 import json
 import ssl
-import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -34,12 +33,13 @@ from exporter.runtime import Exporter
 from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
+from exporter.upstream.transport import Transport
 from tests.support.helpers import (
     Clock,
     SleepRecorder,
     make_config,
     missing,
-    require_binary,
+    self_signed_cert,
     url_of,
     value,
 )
@@ -97,7 +97,7 @@ async def open_client(
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession(connector=connector, trust_env=trust_env) as session:
         yield ApiClient(
-            session,
+            Transport(session),
             config.customers[0],
             config.poll,
             metrics,
@@ -710,32 +710,7 @@ async def assert_reachable(url: str, recorder: HostileUpstream, *, trust_env: bo
 @pytest.fixture
 def tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server, client) TLS contexts for a throwaway certificate of 127.0.0.1."""
-    openssl = require_binary("openssl", "openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert, key)
     return server, ssl.create_default_context(cafile=str(cert))

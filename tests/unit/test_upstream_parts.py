@@ -48,6 +48,7 @@ from exporter.upstream.detail import (
 from exporter.upstream.errors import UpstreamError
 from exporter.upstream.odata import iter_pages, resolve_next_link
 from exporter.upstream.retry import RetryPolicy, parse_retry_after
+from exporter.upstream.transport import Transport
 from tests.support.helpers import SleepRecorder, make_config
 from tests.support.hostile import CURRENT_SUFFIX, HostileUpstream
 
@@ -456,7 +457,7 @@ async def open_client(url: str, **poll: Any) -> AsyncIterator[ApiClient]:
     metrics = SelfMetrics(CollectorRegistry())
     async with aiohttp.ClientSession() as session:
         yield ApiClient(
-            session,
+            Transport(session),
             config.customers[0],
             config.poll,
             metrics,
