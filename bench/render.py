@@ -36,8 +36,8 @@ from prometheus_client.core import Metric
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.config import Config
-from exporter.exposition.blocks import Format, join, render
-from exporter.exposition.scrape import Published, render_own
+from exporter.exposition.blocks import Format, generate, join, render
+from exporter.exposition.scrape import Published
 from exporter.poller import PollJob
 from exporter.runtime import Exporter
 from exporter.simulator.app import create_app
@@ -268,7 +268,7 @@ def steps(exporter: Exporter) -> None:
     store = exporter.store
     blocks = [r.blocks(Format.TEXT) for r in store.rendered()]
     body = join(blocks)
-    own = render_own(exporter.own_registry, Format.TEXT)
+    own = generate(exporter.own_registry, Format.TEXT)
     published = Published(0, body)
     print("one scrape, text format, step by step (best of 5):")
     for name, where, work in (
@@ -281,7 +281,7 @@ def steps(exporter: Exporter) -> None:
         (
             "render the own metrics",
             "thread",
-            lambda: render_own(exporter.own_registry, Format.TEXT),
+            lambda: generate(exporter.own_registry, Format.TEXT),
         ),
         ("body + own metrics", "thread", lambda: published.finish(own, False)),
         ("gzip the joined body", "thread", lambda: Published(0, body).finish(b"", True)),

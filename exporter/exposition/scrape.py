@@ -25,14 +25,13 @@ import threading
 import zlib
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
 from ..snapshot import SnapshotStore
-from .blocks import Format, join
+from .blocks import Format, generate, join
 
 GZIP_LEVEL = 6  # zlib's default, what the aiohttp compression served before
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
@@ -48,14 +47,6 @@ def negotiate(accept: str) -> tuple[Format, str]:
 
 def wants_gzip(accept_encoding: str) -> bool:
     return gzip_accepted(accept_encoding)
-
-
-def render_own(registry: Collector, fmt: Format) -> bytes:
-    """The own metrics in `fmt`; in OpenMetrics this ends the document (`# EOF`)."""
-    if fmt is Format.OPENMETRICS:
-        document: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
-        return document
-    return generate_latest(registry)
 
 
 class Published:
@@ -111,7 +102,7 @@ class MetricsBody:
         return await asyncio.to_thread(self._finish, published, fmt, gzip)
 
     def _finish(self, published: Published, fmt: Format, gzip: bool) -> bytes:
-        return published.finish(render_own(self._own, fmt), gzip)
+        return published.finish(generate(self._own, fmt), gzip)
 
 
 class Combined(Collector):
