@@ -73,7 +73,7 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
     (the config and the flag were checked by the same function; this guards other callers).
     """
     check_telemetry_path(telemetry_path)
-    body = MetricsBody(exporter.store, exporter.own_registry)
+    body = MetricsBody(exporter.store, exporter.whole_registry, exporter.per_customer)
     # prometheus_client filters by the names collectors describe: only the own metrics do.
     by_name = make_aiohttp_handler(exporter.own_registry)
     poller = exporter.poller
