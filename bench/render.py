@@ -5,16 +5,17 @@ Usage: python bench/render.py [--customers 1000] [--requests 40] [--no-monitor]
 Polls the seed customer of the embedded simulator once (licensing, and monitor unless
 --no-monitor) to get real result shapes, publishes a copy for each of N customers (own metrics
 too: a status and a few request counters per customer), then serves, from this process:
-  /metrics  the exporter's handler (pre-rendered results joined, own metrics rendered now),
+  /metrics  the exporter's handler (pre-rendered results joined, own metrics current),
   /old      prometheus_client's handler over the whole registry (how main rendered a scrape),
   /static   the same bytes /metrics just served, from memory.
 A client in a second process requests them in turn (text format, no gzip; then OpenMetrics
 with gzip for /metrics) and prints p50/p99 per path. A probe task in this process sleeps 1 ms
 at a time and records how late it wakes; for each request, the longest event-loop step seen
 while it was served ("loop lag", p50/p99 over the requests of a path; the clocks of the two
-processes are both CLOCK_MONOTONIC). Phase "churn" publishes 20 new results every 100 ms while
-scraping, each with a poll's own-metric updates (status, a request counted), so most scrapes
-rejoin and re-render some customers' own metrics. Phase "healthz" scrapes /metrics while a
+processes are both CLOCK_MONOTONIC), and the longest garbage collection of the phase.
+Phase "churn" publishes 20 new results every 100 ms while scraping, each with a poll's
+own-metric updates (status, a request counted), so most scrapes rejoin and re-render some
+customers' own metrics. Phase "healthz" scrapes /metrics while a
 third process asks /healthz every 5 ms: its p50/p99 is what a liveness probe sees.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import random
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.config import Config
 from exporter.exposition.blocks import Format, generate, join, render
+from exporter.exposition.own import CustomerBlocks
 from exporter.exposition.scrape import Published
 from exporter.poller import PollJob
 from exporter.runtime import Exporter
@@ -157,6 +160,8 @@ class LagProbe:
 
     def __init__(self) -> None:
         self.lags: list[tuple[float, float]] = []  # (woke at, monotonic; how late, s)
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
 
     async def run(self) -> None:
         while True:
@@ -164,6 +169,13 @@ class LagProbe:
             await asyncio.sleep(0.001)
             woke = time.monotonic()
             self.lags.append((woke, woke - started - 0.001))
+
+    def gc_pause(self, phase: str, info: dict[str, int]) -> None:
+        """A gc.callbacks hook: records each collection's length, the longest is printed."""
+        if phase == "start":
+            self._gc_started = time.monotonic()
+        else:
+            self.gc_pauses.append(time.monotonic() - self._gc_started)
 
     def longest(self, start: float, end: float) -> float:
         """The longest loop step that ended while a request was served (from start to end)."""
@@ -232,10 +244,12 @@ async def serve_and_measure(exporter: Exporter, args: argparse.Namespace) -> Non
     static["body"] = await app_client_body(port)
     probe = LagProbe()
     probe_task = asyncio.create_task(probe.run())
+    gc.callbacks.append(probe.gc_pause)
     print(f"{'path':<28}{'p50 ms':>8}{'p99 ms':>8}{'MB':>7}   loop lag per request (ms):")
-    print(f"{'':<51}{'p50':>8}{'p99':>8}{'max':>8}")
+    print(f"{'':<51}{'p50':>8}{'p99':>8}{'max':>8}  longest gc")
     for phase, paths in PHASES:
         probe.lags.clear()
+        probe.gc_pauses.clear()
         for name, result in (await run_phase(exporter, port, args.requests, phase, paths)).items():
             spans = result["spans"]
             times = [end - start for start, end in spans]
@@ -245,7 +259,9 @@ async def serve_and_measure(exporter: Exporter, args: argparse.Namespace) -> Non
             print(
                 f"{name:<28}{''.join(f'{x * 1000:8.1f}' for x in figures)}"
                 f"{result['bytes'] / 1e6:7.2f}   {''.join(f'{x * 1000:8.1f}' for x in lag_figures)}"
+                f"{max(probe.gc_pauses, default=0) * 1000:10.1f}"
             )
+    gc.callbacks.remove(probe.gc_pause)
     probe_task.cancel()
     await runner.cleanup()
 
@@ -296,25 +312,29 @@ async def main() -> None:
         f"render at publish, per result: median {ms(statistics.median(renders)).strip()} ms, "
         f"max {ms(max(renders)).strip()} ms"
     )
-    steps(exporter)
+    await steps(exporter)
     await serve_and_measure(exporter, args)
 
 
-def steps(exporter: Exporter) -> None:
+async def steps(exporter: Exporter) -> None:
     """The parts of one scrape timed alone (best of 5), and where each runs."""
 
-    def best(work: Callable[[], object]) -> float:
+    async def best(work: Callable[[], object]) -> float:
         times = []
         for _ in range(5):
             started = time.perf_counter()
-            work()
+            result = work()
+            if asyncio.iscoroutine(result):
+                await result
             times.append(time.perf_counter() - started)
         return min(times)
 
     store = exporter.store
     blocks = [r.blocks(Format.TEXT) for r in store.rendered()]
     body = join(blocks)
-    own = generate(exporter.own_registry, Format.TEXT)
+    customers = CustomerBlocks(exporter.per_customer)
+    own_blocks = await customers.blocks(Format.TEXT)
+    own = join(own_blocks) + generate(exporter.whole_registry, Format.TEXT)
     published = Published(0, body)
     print("one scrape, text format, step by step (best of 5):")
     for name, where, work in (
@@ -324,17 +344,25 @@ def steps(exporter: Exporter) -> None:
             lambda: [r.blocks(Format.TEXT) for r in store.rendered()],
         ),
         ("join the results", "thread", lambda: join(blocks)),
+        ("own per customer, unchanged", "loop", lambda: customers.blocks(Format.TEXT)),
         (
-            "render the own metrics",
+            "own per customer, all new",
+            "loop, sliced",
+            lambda: CustomerBlocks(exporter.per_customer).blocks(Format.TEXT),
+        ),
+        ("join the own blocks", "thread", lambda: join(own_blocks)),
+        (
+            "render build info, process",
             "thread",
-            lambda: generate(exporter.own_registry, Format.TEXT),
+            lambda: generate(exporter.whole_registry, Format.TEXT),
         ),
         ("body + own metrics", "thread", lambda: published.finish(own, False)),
         ("gzip the joined body", "thread", lambda: Published(0, body).finish(b"", True)),
         ("gzip the own metrics", "thread", lambda: published.finish(own, True)),
+        ("old: own metrics whole", "thread", lambda: generate(exporter.own_registry, Format.TEXT)),
         ("old: generate_latest(all)", "loop", lambda: generate_latest(exporter.registry)),
     ):
-        print(f"  {name:<28}{ms(best(work))} ms  ({where})")
+        print(f"  {name:<30}{ms(await best(work))} ms  ({where})")
     print(f"  own metrics: {len(own) / 1e6:.2f} MB of {len(body + own) / 1e6:.2f} MB")
 
 
