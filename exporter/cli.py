@@ -14,17 +14,15 @@ import sys
 from collections.abc import Sequence
 
 from prometheus_client import generate_latest
-from pydantic import ValidationError
 
 from . import __version__
-from .config import Config, ConfigError, WebConfig, field_problems, load_config
+from .config import Config, ConfigError, WebConfig, load_config
 from .log import SecretScrubber, get_logger, setup_logging
 from .redact import scrub
 from .runtime import Exporter
 from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
-from .web_address import parse_listen_address  # serve() binds with the validating parser
 
 log = get_logger()
 
@@ -95,20 +93,17 @@ async def poll_once(config: Config) -> tuple[bool, bytes]:
         return ok, scrub(generate_latest(exporter.registry).decode()).encode()
 
 
-async def serve(config: Config, listen_address: str, telemetry_path: str) -> int:
+async def serve(config: Config, web_config: WebConfig) -> int:
     """Serve until SIGTERM/SIGINT; polling runs in the background from the start."""
-    host, port = parse_listen_address(listen_address)
+    host, port = web_config.bind_address
+    listen_address, telemetry_path = web_config.listen_address, web_config.telemetry_path
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     max_connections = connection_cap(raise_fd_limit())
     async with Exporter(config) as exporter:
-        try:
-            app = create_web_app(exporter, telemetry_path)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_USAGE
+        app = create_web_app(exporter, telemetry_path)  # the path is valid: WebConfig checked it
         try:
             runner = await start_server(
                 app,
@@ -157,15 +152,8 @@ WEB_FLAGS = {"listen_address": "--web.listen-address", "telemetry_path": "--web.
 def web_settings(args: argparse.Namespace, config: Config) -> WebConfig:
     """The config's `web:` section with the `--web.*` flags applied; ConfigError naming the
     flag if a flag's value is invalid (same rules and messages as the config keys)."""
-    flags = {key: getattr(args, key) for key in WEB_FLAGS if getattr(args, key) is not None}
-    if not flags:
-        return config.web
-    try:
-        return WebConfig.model_validate({**config.web.model_dump(), **flags})
-    except ValidationError as err:
-        problems = field_problems(err)
-        messages = [f"{WEB_FLAGS.get(key, key)}: {message}" for key, message in problems]
-        raise ConfigError(messages) from None
+    values = {key: getattr(args, key) for key in WEB_FLAGS if getattr(args, key) is not None}
+    return config.web.with_flags(values, WEB_FLAGS)
 
 
 async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
@@ -179,7 +167,7 @@ async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
         ok, text = await poll_once(config)
         sys.stdout.write(text.decode())
         return EXIT_OK if ok else EXIT_FAILURE
-    return await serve(config, settings.listen_address, settings.telemetry_path)
+    return await serve(config, settings)
 
 
 def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:

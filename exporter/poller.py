@@ -1,7 +1,9 @@
 """Runs every (customer, collector) job on its own schedule and records how each poll went.
 
 Scrapes never trigger polls: each job is one asyncio task that polls, publishes to the
-snapshot store, and sleeps until its next slot. A job's failure touches only its own status.
+snapshot store, and sleeps until its next slot, at the job's own offset within its interval
+(schedule.py), so customers' polls spread over the interval. A job's failure touches only its
+own status.
 
 A result is checked before it is published, because everything published is served by every
 scrape: a result with more than `max_series` series (a tenant with 10,000 delivery groups) or
@@ -17,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as RegistryCollector
@@ -25,6 +28,7 @@ from .collector.base import Collector, SeriesLimitError
 from .config import DEFAULT_MAX_SERIES
 from .exposition.blocks import Rendered, render
 from .log import LogOnce, get_logger, shown_error
+from .schedule import delay_after_poll, slot_anchor, spread_offset
 from .snapshot import SnapshotStore
 from .upstream.errors import NotEntitledError, UpstreamError
 
@@ -85,13 +89,21 @@ class PollStatus:
 @dataclass
 class PollJob:
     customer_id: str
-    collector: Collector
+    collector: Collector[Any]
     interval: float
     status: PollStatus = field(default_factory=PollStatus)
+    offset: float | None = None  # None: spread by the job's key (schedule.spread_offset)
 
     @property
     def name(self) -> str:
         return self.collector.name
+
+    @property
+    def slot_offset(self) -> float:
+        """Seconds into each interval at which this job polls."""
+        if self.offset is not None:
+            return self.offset
+        return spread_offset(self.customer_id, self.name, self.interval)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -202,15 +214,13 @@ class Poller:
         self._tasks = []
 
     async def _loop(self, job: PollJob) -> None:
-        """Poll at a fixed rate; a poll longer than the interval delays the next, never overlaps."""
-        next_run = time.monotonic()
+        """Poll at once, then once per slot of the job (fixed rate); a poll longer than the
+        interval delays the next, never overlaps (schedule.delay_after_poll)."""
+        anchor = slot_anchor(job.slot_offset, job.interval, self._clock(), time.monotonic())
         while True:
+            started = time.monotonic()
             await self.poll_once(job)
-            next_run += job.interval
-            now = time.monotonic()
-            if next_run < now:
-                next_run = now
-            await asyncio.sleep(next_run - now)
+            await asyncio.sleep(delay_after_poll(started, time.monotonic(), anchor, job.interval))
 
 
 def _shown(job: PollJob) -> tuple[object, ...]:

@@ -15,13 +15,8 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from .collector.base import Collector, CollectorContext
-from .collector.concurrent import ConcurrentCollector
-from .collector.license_servers import LicenseServersCollector
-from .collector.licensing import LicensingCollector
-from .collector.monitor import MonitorCollector
-from .collector.partner import PartnerCollector
-from .collector.products import ProductsCollector
+from .collector import registry
+from .collector.base import CollectorContext
 from .config import Config
 from .exposition.scrape import Combined
 from .log import get_logger
@@ -35,16 +30,6 @@ log = get_logger("runtime")
 
 # `_created` series double the exposition and mean nothing to alerting; off for the process.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-COLLECTORS: dict[str, type[Collector]] = {
-    LicensingCollector.name: LicensingCollector,
-    MonitorCollector.name: MonitorCollector,
-    # Observed (undocumented) APIs, disabled by default: docs/observed-apis.md.
-    PartnerCollector.name: PartnerCollector,
-    ProductsCollector.name: ProductsCollector,
-    ConcurrentCollector.name: ConcurrentCollector,
-    LicenseServersCollector.name: LicenseServersCollector,
-}
 
 
 class Exporter:
@@ -100,26 +85,19 @@ class Exporter:
         clients = self.connections.open()
         for customer in self.config.customers:
             api = clients[customer.customer_id]
-            for name, _cfg in customer.collectors.enabled():
-                collector_cls = COLLECTORS.get(name)
-                if collector_cls is None:
-                    log.warning(
-                        "collector is not available in this version; skipping it",
-                        extra={"customer_id": customer.customer_id, "collector": name},
-                    )
-                    continue
+            for entry, options in registry.enabled(customer.collectors):
                 ctx = CollectorContext(
                     customer,
                     api,
-                    DataIssues(self.metrics, customer.customer_id, name),
+                    DataIssues(self.metrics, customer.customer_id, entry.name),
                     self._clock,
                     poll.max_series,
                 )
                 self.poller.jobs.append(
                     PollJob(
                         customer.customer_id,
-                        collector_cls(ctx),
-                        customer.interval_for(name, poll.interval),
+                        entry.collector(ctx, options),
+                        options.interval_or(poll.interval),
                     )
                 )
 

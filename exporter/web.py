@@ -13,12 +13,12 @@ from aiohttp import hdrs, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
+from .config.web import check_telemetry_path
 from .durations import format_duration
 from .exposition.scrape import MetricsBody, negotiate, wants_gzip
 from .log import shown_error
 from .poller import Poller
 from .runtime import Exporter
-from .web_address import check_telemetry_path
 
 
 def _when(timestamp: float | None) -> str:
@@ -69,7 +69,7 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
     """The aiohttp application; /metrics serves the snapshot and never calls upstream.
 
-    ValueError if `telemetry_path` breaks the rules of `web_address.check_telemetry_path`
+    ValueError if `telemetry_path` breaks the rules of `config.web.check_telemetry_path`
     (the config and the flag were checked by the same function; this guards other callers).
     """
     check_telemetry_path(telemetry_path)

@@ -6,14 +6,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ..config import DEFAULT_MAX_SERIES, CustomerConfig
+from ..config import DEFAULT_MAX_SERIES, CollectorConfig, CustomerConfig
 from ..metrics import DataIssues
 from ..upstream.client import ApiClient
 from ..upstream.errors import UpstreamError
+from .fields import Fields
+
+OptionsT = TypeVar("OptionsT", bound=CollectorConfig)
 
 
 class SeriesLimitError(UpstreamError):
@@ -42,17 +45,22 @@ class CollectorContext:
         return self.customer.customer_id
 
 
-class Collector(ABC):
+class Collector(ABC, Generic[OptionsT]):
     """Polls one area of the API for one customer; `poll` returns complete metric families.
 
     Raising from `poll` marks the poll failed; the previous result stays published until it
-    is older than max_staleness.
+    is older than max_staleness. A subclass is built as `cls(ctx, config)` with its own options
+    model (its type parameter), as registered in `registry.py`; `name` is its key under
+    `collectors:`. Every collector reads upstream fields through `fields`, which reports odd
+    values to the customer's data-issue counter.
     """
 
     name: ClassVar[str]
 
-    def __init__(self, ctx: CollectorContext) -> None:
+    def __init__(self, ctx: CollectorContext, config: OptionsT) -> None:
         self.ctx = ctx
+        self.config = config
+        self.fields = Fields(ctx.issues)
 
     @abstractmethod
     async def poll(self) -> list[Metric]:

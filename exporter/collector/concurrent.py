@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from prometheus_client.core import Metric
 
+from ..config import ConcurrentCollectorConfig
 from ..upstream.errors import UpstreamError
-from .base import Collector, CollectorContext, GaugeSet
-from .fields import Fields
+from .base import Collector, GaugeSet
 from .observed import observed_url
 
 ENDPOINT = "licensing_ccu_summary"
@@ -22,13 +22,8 @@ HELP_SUFFIX = "Polled from the Citrix Cloud concurrent license summary every con
 PEAKS = (("24h", "last24HoursPeak"), ("month", "monthPeak"), ("all_time", "allTimePeak"))
 
 
-class ConcurrentCollector(Collector):
+class ConcurrentCollector(Collector[ConcurrentCollectorConfig]):
     name = "concurrent"
-
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
-        self.config = ctx.customer.collectors.concurrent
-        self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
         url = observed_url(self.config.url, self.config.path, customer_id=self.ctx.customer_id)

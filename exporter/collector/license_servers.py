@@ -18,9 +18,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import LicenseServersCollectorConfig
 from ..upstream.errors import NotEntitledError
-from .base import Collector, CollectorContext, GaugeSet
-from .fields import Fields
+from .base import Collector, GaugeSet
 from .observed import (
     FQDN_LIMIT,
     UniqueKeys,
@@ -57,13 +57,8 @@ TIMES = (
 )  # fmt: skip
 
 
-class LicenseServersCollector(Collector):
+class LicenseServersCollector(Collector[LicenseServersCollectorConfig]):
     name = "license_servers"
-
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
-        self.config = ctx.customer.collectors.license_servers
-        self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
         gauges = GaugeSet(LABELS, HELP_SUFFIX)

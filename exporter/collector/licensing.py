@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import CollectorConfig
 from ..log import get_logger
 from ..timeutil import add_months
 from ..upstream.client import ApiClient, ApiResponse
@@ -36,14 +37,13 @@ def months_back(now: datetime, months: int) -> str:
     return add_months(now.replace(day=1), -months).strftime("%Y-%m")
 
 
-class LicensingCollector(Collector):
+class LicensingCollector(Collector[CollectorConfig]):
     name = "licensing"
 
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, ctx: CollectorContext, config: CollectorConfig) -> None:
+        super().__init__(ctx, config)
         self._history: list[Metric] = []
         self._history_fetched: tuple[float, str] | None = None  # (when, for which month)
-        self.fields = Fields(ctx.issues)
 
     async def poll(self) -> list[Metric]:
         response = await self.ctx.api.get_json(

@@ -30,7 +30,7 @@ from ..log import get_logger
 from ..upstream.errors import UpstreamError
 from ..upstream.odata import Row, iter_pages
 from .base import Collector, CollectorContext, GaugeSet, SeriesLimitError
-from .fields import Fields, check_count
+from .fields import check_count
 from .monitor_enums import (
     CONNECTION_STATE,
     DELIVERY_TYPE,
@@ -171,15 +171,11 @@ class Watermark:
         self._seen = {key: when for key, when in self._seen.items() if when >= cutoff}
 
 
-class MonitorCollector(Collector):
+class MonitorCollector(Collector[MonitorCollectorConfig]):
     name = "monitor"
 
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
-        config = ctx.customer.collectors.monitor
-        assert isinstance(config, MonitorCollectorConfig)
-        self.config = config
-        self.fields = Fields(ctx.issues)
+    def __init__(self, ctx: CollectorContext, config: MonitorCollectorConfig) -> None:
+        super().__init__(ctx, config)
         self._limiter = asyncio.Semaphore(config.concurrency)
         self._base = f"{ctx.api.base_url}/monitorodata"
         # Keyed by id; `None` (a row without a group) is never a key, so it looks up nothing.

@@ -26,11 +26,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import PartnerCollectorConfig
 from ..log import LogOnce, get_logger
 from ..upstream.client import ApiResponse
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
-from .fields import Fields
 from .observed import NAME_LIMIT, UniqueKeys, object_list, observed_url, text_label
 
 log = get_logger("partner")
@@ -56,14 +56,12 @@ class Tenant:
         return [self.tenant_id, self.name]
 
 
-class PartnerCollector(Collector):
+class PartnerCollector(Collector[PartnerCollectorConfig]):
     name = "partner"
 
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
-        self.config = ctx.customer.collectors.partner
+    def __init__(self, ctx: CollectorContext, config: PartnerCollectorConfig) -> None:
+        super().__init__(ctx, config)
         self.partner_id = self.config.partner_id or ctx.customer_id
-        self.fields = Fields(ctx.issues)
         self._missing_logged: LogOnce[str] = LogOnce()
         self._calls = 0
         self._not_found = 0

@@ -17,11 +17,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from ..config import ProductsCollectorConfig
 from ..log import LogOnce, get_logger
 from ..upstream.errors import NotEntitledError
 from .base import Collector, CollectorContext, GaugeSet
 from .current_usage import add_current_usage
-from .fields import Fields
 from .observed import observed_url
 
 log = get_logger("products")
@@ -35,13 +35,11 @@ OPTIONAL_SECTIONS = (
 )  # fmt: skip
 
 
-class ProductsCollector(Collector):
+class ProductsCollector(Collector[ProductsCollectorConfig]):
     name = "products"
 
-    def __init__(self, ctx: CollectorContext) -> None:
-        super().__init__(ctx)
-        self.config = ctx.customer.collectors.products
-        self.fields = Fields(ctx.issues)
+    def __init__(self, ctx: CollectorContext, config: ProductsCollectorConfig) -> None:
+        super().__init__(ctx, config)
         self._not_entitled: LogOnce[str] = LogOnce()
 
     async def poll(self) -> list[Metric]:

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.cli import poll_once
 from exporter.collector.base import Collector
 from exporter.collector.fields import LABEL_LIMIT
-from exporter.config import Config
+from exporter.config import CollectorConfig, Config
 from exporter.poller import PollJob
 from exporter.runtime import Exporter
 from exporter.web import create_web_app
@@ -332,7 +332,7 @@ async def test_max_series_is_configurable(scrape):
 # -- a result that cannot be rendered -------------------------------------------------------
 
 
-class Unrenderable(Collector):
+class Unrenderable(Collector[CollectorConfig]):
     """Stands for a collector bug that lets an invalid label value through."""
 
     name = "unrenderable"
@@ -350,7 +350,7 @@ async def test_a_result_that_cannot_be_rendered_fails_its_poll_not_the_scrape(
     url = str(server.make_url("")).rstrip("/")
     exporter = await exporter_factory(config(url), clock=lambda: NOW_TS)
     bad_ctx = exporter.poller.jobs[0].collector.ctx
-    exporter.poller.jobs.append(PollJob("bad1", Unrenderable(bad_ctx), 60))
+    exporter.poller.jobs.append(PollJob("bad1", Unrenderable(bad_ctx, CollectorConfig()), 60))
     assert not await exporter.poller.run_all_once()
     client = await aiohttp_client(create_web_app(exporter))
     response = await client.get("/metrics")

@@ -2,77 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from prometheus_client import generate_latest
 
 from exporter.collector import monitor_enums
-from exporter.runtime import Exporter
 from exporter.simulator.monitor import (
     ConnectionState,
-    FaultState,
     MonitorData,
-    PowerState,
-    RegistrationState,
 )
 from exporter.simulator.state import SimulatorState
 from tests.support.helpers import (
-    SEED_CLIENT,
     SEED_CUSTOMER,
-    SEED_SECRET,
     Clock,
-    make_config,
     samples,
     value,
 )
-
-T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # the exporter starts here
-
-
-def monitor_config(base_url: str, **monitor: Any):
-    return make_config(
-        base_url,
-        [
-            {
-                "customer_id": SEED_CUSTOMER,
-                "client_id": SEED_CLIENT,
-                "client_secret": SEED_SECRET,
-                "collectors": {"licensing": {"enabled": False}, "monitor": monitor},
-            }
-        ],
-    )
-
-
-def build_tenant() -> MonitorData:
-    """Two delivery groups with known figures, plus rows that belong to no group."""
-    tenant = MonitorData(clock=T0 - timedelta(days=1))
-    finance = tenant.add_desktop_group("Finance", delivery_type=2, session_support=2)
-    calls = tenant.add_desktop_group("Call Center", delivery_type=0, session_support=1)
-    f = [tenant.add_machine(finance["Id"]) for _ in range(4)]
-    tenant.add_machine(
-        finance["Id"],
-        registration_state=RegistrationState.UNREGISTERED,
-        power_state=PowerState.OFF,
-        fault_state=FaultState.FAILED_TO_START,
-    )
-    tenant.add_machine(finance["Id"], maintenance=True)
-    c = [tenant.add_machine(calls["Id"]) for _ in range(2)]
-    tenant.add_machine(
-        calls["Id"],
-        registration_state=RegistrationState.UNREGISTERED,
-        power_state=PowerState.ON,
-        fault_state=FaultState.UNREGISTERED,
-    )
-    tenant.add_machine(None)  # no delivery group: "unknown"
-    for state in [ConnectionState.ACTIVE] * 5 + [ConnectionState.DISCONNECTED] * 2:
-        tenant.add_session(f[0]["Id"], connection_state=state)
-    tenant.add_session(c[0]["Id"], connection_state=ConnectionState.ACTIVE)
-    tenant.add_session(c[1]["Id"], connection_state=ConnectionState.PREPARING_SESSION)
-    tenant.add_session(None, connection_state=ConnectionState.ACTIVE)
-    tenant.add_session(f[1]["Id"], end=T0 - timedelta(hours=1))  # closed: not counted
-    return tenant
+from tests.support.monitor_tenant import T0, build_tenant, monitor_config, poll
 
 
 @pytest.fixture
@@ -80,11 +27,6 @@ def tenant(sim_state: SimulatorState) -> MonitorData:
     tenant = build_tenant()
     sim_state.customers[SEED_CUSTOMER].monitor = tenant
     return tenant
-
-
-async def poll(exporter: Exporter) -> str:
-    assert await exporter.poller.run_all_once(), exporter.poller.jobs[0].status.last_error
-    return generate_latest(exporter.registry).decode()
 
 
 def assert_tenant_figures(text: str) -> None:

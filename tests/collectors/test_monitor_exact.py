@@ -24,7 +24,6 @@ from exporter.collector.monitor import odata_datetime
 from exporter.runtime import Exporter
 from exporter.simulator.monitor import MonitorData
 from exporter.simulator.state import SimulatorState
-from tests.collectors.test_monitor import T0, build_tenant, monitor_config, poll
 from tests.support.helpers import (
     SEED_CLIENT,
     SEED_CUSTOMER,
@@ -36,6 +35,7 @@ from tests.support.helpers import (
 )
 from tests.support.hostile import HostileUpstream
 from tests.support.logcapture import real_log_output
+from tests.support.monitor_tenant import T0, build_tenant, monitor_config, poll
 
 Factory = Callable[..., Awaitable[Exporter]]
 ServerFactory = Callable[..., Awaitable[TestServer]]

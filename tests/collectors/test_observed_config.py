@@ -69,8 +69,8 @@ def test_defaults_are_off_and_point_at_the_observed_hosts():
 @pytest.mark.parametrize("name", OBSERVED)
 def test_a_section_without_enabled_stays_off(name):
     collectors = parse(f"      {name}: {{interval: 1h}}\n").customers[0].collectors
-    assert collectors.get(name).enabled is False
-    assert collectors.get(name).interval == 3600.0
+    assert getattr(collectors, name).enabled is False
+    assert getattr(collectors, name).interval == 3600.0
 
 
 def test_every_option_can_be_set():
@@ -99,7 +99,7 @@ def test_every_option_can_be_set():
     ]  # fmt: skip
     assert collectors.products.url == "http://127.0.0.1:8080/sim"
     assert collectors.products.products[2] == "some.other-product_2"
-    assert customer.interval_for("concurrent", 300.0) == 900.0
+    assert collectors.concurrent.interval_or(300.0) == 900.0
     assert collectors.license_servers.usage_path is None
     assert collectors.partner.partner_id == "partner-42"
     assert collectors.partner.onprem_summary_path is None

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter.collector.monitor import ENDPOINTS as MONITOR_ENDPOINTS
+from exporter.collector.registry import REGISTRY
 from exporter.config import CollectorsConfig
-from exporter.runtime import COLLECTORS
 from exporter.simulator.state import SimulatorState
 from tests.support.helpers import make_config, missing, samples
 from tests.support.observed_helpers import fixed_state, observed_config, scrape
@@ -68,7 +68,7 @@ def table() -> dict[tuple[str, str], tuple[str, str, list[str]]]:
 def test_every_endpoint_is_listed_with_its_status():
     statuses = {key: status for key, (status, _, _) in table().items()}
     assert statuses == EXPECTED
-    assert {collector for collector, _ in EXPECTED} == set(COLLECTORS)
+    assert {collector for collector, _ in EXPECTED} == {entry.name for entry in REGISTRY}
 
 
 def test_observed_calls_show_the_configured_defaults():
@@ -79,7 +79,7 @@ def test_observed_calls_show_the_configured_defaults():
         if status == "documented":
             assert call.split()[1].startswith("{api_url}/"), endpoint
             continue
-        config = defaults.get(collector)
+        config = getattr(defaults, collector)
         assert set(keys) <= set(type(config).model_fields), (endpoint, keys)
         assert "url" in keys, endpoint
         [path_key] = [key for key in keys if key.endswith("path")]

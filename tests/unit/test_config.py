@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from pydantic import ValidationError
 from exporter.config import (
     REGION_BASE_URLS,
     CollectorsConfig,
-    Config,
     ConfigError,
     CustomerConfig,
     PartnerCollectorConfig,
@@ -23,55 +21,7 @@ from exporter.config import (
     parse_config,
 )
 from exporter.durations import format_duration, parse_duration
-
-SECRET = "s3cr3t-Value-Zq8!"
-
-# A self-signed test CA (EC P-256, valid until 2126): ca_file must hold real PEM certificates.
-TEST_CA_PEM = """\
------BEGIN CERTIFICATE-----
-MIIBqDCCAU2gAwIBAgIUGoKRyChkIJRW01S5ZCNW7MwZibcwCgYIKoZIzj0EAwIw
-KDEmMCQGA1UEAwwdY2l0cml4LWNsb3VkLWV4cG9ydGVyIHRlc3QgQ0EwIBcNMjYx
-MjAxMTA0NTA4WhgPMjEyNjExMDcxMDQ1MDhaMCgxJjAkBgNVBAMMHWNpdHJpeC1j
-bG91ZC1leHBvcnRlciB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
-XkehvCeATnYnaszA+aB7i8hbA/Ch969ysjHsqjrikUt83Z/HqRpoGQ9hqSjOJFkw
-W/1j6oN7iOUmfvxzAlFZf6NTMFEwHQYDVR0OBBYEFFI9zUQF1QzqQ0caBOOSX2VY
-lxbGMB8GA1UdIwQYMBaAFFI9zUQF1QzqQ0caBOOSX2VYlxbGMA8GA1UdEwEB/wQF
-MAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAIGgeksVfXxJfjk9gmtfmQBFCjycGlwy
-RwT25R6I1v5bAiEAyS6o/sdxbT0NIdVPI+V2HlI0ECCH/tVImENb7bkTtJU=
------END CERTIFICATE-----
-"""
-
-MINIMAL = """\
-customers:
-  - customer_id: acme1234
-    client_id: my-client
-    client_secret: s3cr3t-Value-Zq8!
-"""
-
-
-def parse(text: str, environ: dict[str, str] | None = None) -> Config:
-    """Parse dedented YAML with an explicit (empty by default) environment."""
-    return parse_config(textwrap.dedent(text), "config.yml", environ or {})
-
-
-def error_of(text: str, environ: dict[str, str] | None = None) -> str:
-    """The ConfigError message for dedented YAML that must be rejected."""
-    with pytest.raises(ConfigError) as info:
-        parse(text, environ)
-    return str(info.value)
-
-
-def customer(extra: str = "", **fields: str) -> str:
-    """YAML with one customer on lines 2-4; ``fields`` override or add (``"<omit>"`` drops) keys.
-
-    ``extra`` is appended verbatim, so its keys need four spaces of indentation.
-    """
-    values = {"customer_id": "acme1234", "client_id": "my-client", "client_secret": SECRET}
-    values.update(fields)
-    lines = [f"    {key}: {value}" for key, value in values.items() if value != "<omit>"]
-    lines[0] = "  - " + lines[0].lstrip()
-    return "customers:\n" + "\n".join(lines) + "\n" + extra
-
+from tests.support.config_text import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------
 # durations
@@ -164,7 +114,7 @@ def test_minimal_config_uses_defaults() -> None:
     assert cust.base_url == "https://api.cloud.com"
     assert [name for name, _ in cust.collectors.enabled()] == ["licensing", "monitor"]
     assert cust.collectors.partner.enabled is False
-    assert cust.interval_for("monitor", 300.0) == 300.0
+    assert cust.collectors.monitor.interval_or(300.0) == 300.0
     assert config.secrets() == [SECRET]
 
 
@@ -203,9 +153,9 @@ def test_full_example(tmp_path: Path) -> None:
     assert cust.client_secret.get_secret_value() == SECRET
     assert cust.base_url == "https://api.example.test"
     assert cust.ca_file == str(ca)
-    assert cust.interval_for("licensing", config.poll.interval) == 900.0
-    assert cust.interval_for("monitor", config.poll.interval) == 60.0
-    assert cust.interval_for("partner", config.poll.interval) == 300.0
+    assert cust.collectors.licensing.interval_or(config.poll.interval) == 900.0
+    assert cust.collectors.monitor.interval_or(config.poll.interval) == 60.0
+    assert cust.collectors.partner.interval_or(config.poll.interval) == 300.0
     assert [name for name, _ in cust.collectors.enabled()] == ["licensing", "monitor"]
 
 
@@ -228,11 +178,6 @@ def test_enabled_collectors_keep_field_order() -> None:
     config = parse(customer("    collectors: {partner: {enabled: true}, monitor: {enabled: true}}"))
     names = [name for name, _ in config.customers[0].collectors.enabled()]
     assert names == ["licensing", "monitor", "partner"]
-
-
-def test_interval_for_unknown_collector_is_a_bug() -> None:
-    with pytest.raises(KeyError):
-        parse(MINIMAL).customers[0].interval_for("nope", 1.0)
 
 
 def test_empty_sections_mean_defaults() -> None:

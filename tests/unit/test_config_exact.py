@@ -27,7 +27,7 @@ from exporter.config import (
     load_config,
     parse_config,
 )
-from tests.unit.test_config import MINIMAL, SECRET, customer, error_of, parse
+from tests.support.config_text import MINIMAL, SECRET, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------
 # defaults: every field of every model
@@ -128,14 +128,14 @@ def test_a_mentioned_section_keeps_its_default_enabled_state() -> None:
     )
     collectors = parse(customer(extra)).customers[0].collectors
     for name, defaults in DEFAULT_COLLECTORS.items():
-        assert collectors.get(name).enabled is defaults["enabled"], name
-        assert collectors.get(name).interval == 3600.0
+        assert getattr(collectors, name).enabled is defaults["enabled"], name
+        assert getattr(collectors, name).interval == 3600.0
     nulls = "    collectors:\n" + "".join(f"      {name}:\n" for name in DEFAULT_COLLECTORS)
     assert parse(customer(nulls)).customers[0].collectors == CollectorsConfig()
 
 
 # --------------------------------------------------------------------------------------------
-# collectors: enabled(), get(), interval_for()
+# collectors: enabled(), interval_or()
 # --------------------------------------------------------------------------------------------
 
 
@@ -154,22 +154,13 @@ def test_enabled_lists_names_and_configs_in_declaration_order() -> None:
     ]
 
 
-def test_get_returns_the_named_collector_and_refuses_unknown_names() -> None:
-    collectors = CollectorsConfig()
-    for name in DEFAULT_COLLECTORS:
-        assert collectors.get(name) is getattr(collectors, name)
-    with pytest.raises(KeyError) as info:
-        collectors.get("enabled")
-    assert info.value.args == ("unknown collector 'enabled'",)
-
-
-def test_interval_for_uses_the_collector_interval_or_the_default() -> None:
+def test_interval_or_uses_the_collector_interval_or_the_default() -> None:
     extra = "    collectors:\n      licensing: {interval: 2m}\n      monitor: {interval: null}\n"
     cust = parse(customer(extra)).customers[0]
     assert cust.collectors.monitor.interval is None
-    assert cust.interval_for("licensing", 7.0) == 120.0
-    assert cust.interval_for("monitor", 7.0) == 7.0
-    assert cust.interval_for("partner", 42.5) == 42.5
+    assert cust.collectors.licensing.interval_or(7.0) == 120.0
+    assert cust.collectors.monitor.interval_or(7.0) == 7.0
+    assert cust.collectors.partner.interval_or(42.5) == 42.5
 
 
 def test_region_base_urls_and_api_url_override() -> None:

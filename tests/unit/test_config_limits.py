@@ -22,9 +22,9 @@ from exporter.config import (
     parse_config,
     parse_listen_address,
 )
-from exporter.config_files import CA_FILE_MAX_BYTES, CONFIG_FILE_MAX_BYTES, SECRET_FILE_MAX_BYTES
-from exporter.config_yaml import MAX_DEPTH, MAX_NODES
-from tests.unit.test_config import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
+from exporter.config.files import CA_FILE_MAX_BYTES, CONFIG_FILE_MAX_BYTES, SECRET_FILE_MAX_BYTES
+from exporter.config.yaml_bounds import MAX_DEPTH, MAX_NODES
+from tests.support.config_text import MINIMAL, SECRET, TEST_CA_PEM, customer, error_of, parse
 
 # --------------------------------------------------------------------------------------------
 # secret files: regular files of at most 64 KiB
@@ -206,8 +206,11 @@ def test_listen_address_rejected(address: str, detail: str) -> None:
 
 
 def test_serve_binds_with_the_validating_parser() -> None:
-    """One parser for the key, the flag and the bind call (issue #11)."""
-    assert cli.parse_listen_address is parse_listen_address
+    """One parser for the key, the flag and the bind call (issue #11): serve() binds at the
+    validated WebConfig's bind_address, which is the parser's answer."""
+    assert inspect.signature(cli.serve).parameters["web_config"].annotation == "WebConfig"
+    bind = WebConfig(listen_address="[::1]:9876").bind_address
+    assert bind == parse_listen_address("[::1]:9876") == ("::1", 9876)
 
 
 @pytest.mark.parametrize("path", RESERVED_PATHS)

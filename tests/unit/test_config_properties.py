@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from exporter.config import Config, ConfigError, parse_config
-from tests.unit.test_config import TEST_CA_PEM
+from tests.support.config_text import TEST_CA_PEM
 
 SOURCE = "fuzz.yml"
 SECRET = "Zq8-s3cr3t-never-shown"

@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import SelfMetrics
 from exporter.upstream.connections import Connections, ssl_context
+from tests.support.config_text import TEST_CA_PEM
 from tests.support.helpers import make_config
-from tests.unit.test_config import TEST_CA_PEM
 
 CUSTOMERS = [
     {"customer_id": "first1", "client_id": "a", "client_secret": "first-secret-Xy7"},

@@ -331,3 +331,40 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjbGllbnQifQ.c2lnbmF0dXJl-_x"
 def test_redactor_secret_shapes(text, expected):
     assert Redactor().scrub(text) == expected
     assert redact.scrub(text) == expected  # the process-wide one, as every channel calls it
+
+
+def test_redactor_finds_a_token_inside_a_longer_run_and_odd_tokens_by_pattern():
+    redactor = Redactor()
+    redactor.add_token("tok-abcdef")
+    redactor.add_token("odd token with spaces")  # outside RFC 6750's alphabet
+    assert redactor.scrub("id=xxtok-abcdefyy;") == "id=xx<redacted>yy;"
+    assert redactor.scrub("tok-abcdef/tok-abcdef") == "<redacted>/<redacted>"
+    assert redactor.scrub("say odd token with spaces!") == "say <redacted>!"
+    assert redactor.scrub("tok-abcde only") == "tok-abcde only"
+
+
+def test_redactor_keeps_a_bounded_number_of_tokens_per_ending(monkeypatch):
+    """Tokens sharing their last characters (a careless upstream): the oldest is forgotten."""
+    monkeypatch.setattr(redact, "MAX_TOKENS_PER_ENDING", 2)
+    redactor = Redactor()
+    for head in ("one", "two", "six"):
+        redactor.add_token(head + "-same-end")
+    assert redactor.scrub("one-same-end two-same-end six-same-end") == (
+        "one-same-end <redacted> <redacted>"
+    )
+
+
+def test_redactor_keeps_at_most_the_bound_of_odd_tokens(monkeypatch):
+    monkeypatch.setattr(redact, "MAX_ODD_TOKENS", 2)
+    redactor = Redactor()
+    for word in ("odd one!", "odd two!", "odd six!"):
+        redactor.add_token(word)
+    assert redactor.scrub("odd one! odd two! odd six!") == "odd one! <redacted> <redacted>"
+
+
+def test_a_forgotten_token_length_is_no_longer_searched(monkeypatch):
+    monkeypatch.setattr(redact, "MAX_REMEMBERED_TOKENS", 1)
+    redactor = Redactor()
+    redactor.add_token("aaaaaaaa")
+    redactor.add_token("bbbbbb")
+    assert redactor.scrub("aaaaaaaa bbbbbb") == "aaaaaaaa <redacted>"

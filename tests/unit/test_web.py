@@ -91,7 +91,7 @@ async def test_failure_sets_up_zero_keeps_values_then_drops_them_after_max_stale
 
 
 async def test_telemetry_path_that_cannot_be_served_is_refused(base_url, exporter_factory):
-    """The rules of the config key (web_address.check_telemetry_path) also guard the app:
+    """The rules of the config key (config.web.check_telemetry_path) also guard the app:
     no relative path, no endpoint of our own, no route pattern, nothing but a plain path."""
     exporter = await exporter_factory(make_config(base_url))
     paths = ("metrics", "/", "/healthz", "/readyz", "/-/reload", "/metrics/{job}", "/met rics")

@@ -36,7 +36,7 @@ __all__ = [
 SECRET_FILE_MAX_BYTES = 64 * 1024
 # CA bundles are larger than secrets: Debian's whole system bundle is ~220 KB.
 CA_FILE_MAX_BYTES = 1024 * 1024
-# ~1.7 KB per customer with every option spelled out: 2,500 such customers (config_yaml's
+# ~1.7 KB per customer with every option spelled out: 2,500 such customers (yaml_bounds'
 # node bound is reached at about the same size).
 CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
 

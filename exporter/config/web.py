@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
-__all__ = ["RESERVED_PATHS", "check_telemetry_path", "parse_listen_address"]
+from pydantic import ValidationError, field_validator
+
+from exporter.config.errors import ConfigError, field_problems
+from exporter.config.types import Model
+
+__all__ = ["RESERVED_PATHS", "WebConfig", "check_telemetry_path", "parse_listen_address"]
 
 _LISTEN_ADDRESS_HINT = "must be [host]:port, e.g. ':9876' or '127.0.0.1:9876'"
 _PORT_RE = re.compile(r"[0-9]{1,5}")
@@ -64,3 +70,40 @@ def check_telemetry_path(value: str) -> str:
             "(no spaces, '?', '#' or '%')"
         )
     return value
+
+
+class WebConfig(Model):
+    """Where the exporter's own HTTP server listens; the command-line flags use this model too
+    (:meth:`with_flags`), so a flag obeys the rules and messages of its key."""
+
+    listen_address: str = ":9876"
+    telemetry_path: str = "/metrics"
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen_address(cls, value: str) -> str:
+        """Catch a missing or malformed port now rather than when binding the socket."""
+        parse_listen_address(value)
+        return value
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _check_telemetry_path(cls, value: str) -> str:
+        return check_telemetry_path(value)
+
+    @property
+    def bind_address(self) -> tuple[str | None, int]:
+        """(host or None for all interfaces, port) for the bind call, by the validating parser."""
+        return parse_listen_address(self.listen_address)
+
+    def with_flags(self, values: Mapping[str, str], flags: Mapping[str, str]) -> WebConfig:
+        """This section with command-line ``values`` (by key) applied and validated; a
+        :class:`ConfigError` names the flag (``flags[key]``) instead of the key."""
+        if not values:
+            return self
+        try:
+            return WebConfig.model_validate({**self.model_dump(), **values})
+        except ValidationError as err:
+            problems = field_problems(err)
+            messages = [f"{flags.get(key, key)}: {message}" for key, message in problems]
+            raise ConfigError(messages) from None
