@@ -356,7 +356,6 @@ async def steps(exporter: Exporter) -> None:
             "thread",
             lambda: generate(exporter.whole_registry, Format.TEXT),
         ),
-        ("body + own metrics", "thread", lambda: published.finish(own, False)),
         ("gzip the joined body", "thread", lambda: Published(0, body).finish(b"", True)),
         ("gzip the own metrics", "thread", lambda: published.finish(own, True)),
         ("old: own metrics whole", "thread", lambda: generate(exporter.own_registry, Format.TEXT)),

@@ -87,7 +87,17 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
         headers = {hdrs.CONTENT_TYPE: content_type}
         if gzip:
             headers[hdrs.CONTENT_ENCODING] = "gzip"
-        return web.Response(body=await body.render(fmt, gzip), headers=headers)
+        # Sent part after part: one bytes object of the whole document was megabytes copied
+        # into fresh memory at every scrape (exposition.scrape.Published.finish).
+        parts = await body.parts(fmt, gzip)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = sum(map(len, parts))
+        await response.prepare(request)
+        if request.method != hdrs.METH_HEAD:  # a HEAD answer has the headers only
+            for part in parts:
+                await response.write(part)
+        await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

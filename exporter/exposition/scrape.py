@@ -68,13 +68,14 @@ class Published:
                 self._gzip = (prefix, compressor)
             return self._gzip
 
-    def finish(self, tail: bytes, gzip: bool) -> bytes:
-        """The whole document: this body, then `tail`; gzip-compressed if `gzip`."""
+    def finish(self, tail: bytes, gzip: bool) -> tuple[bytes, bytes]:
+        """The whole document in two parts: this body, then `tail`; gzip-compressed if `gzip`.
+        Two parts, because joining them copied megabytes into fresh memory at every scrape."""
         if not gzip:
-            return self.body + tail
+            return self.body, tail
         prefix, compressor = self._gzip_state()
         rest = compressor.copy()  # the cached state stays at the end of the body
-        return prefix + rest.compress(tail) + rest.flush()
+        return prefix, rest.compress(tail) + rest.flush()
 
 
 class MetricsBody:
@@ -104,13 +105,17 @@ class MetricsBody:
             return published
 
     async def render(self, fmt: Format, gzip: bool) -> bytes:
+        return b"".join(await self.parts(fmt, gzip))
+
+    async def parts(self, fmt: Format, gzip: bool) -> tuple[bytes, bytes]:
+        """The document as two parts to send one after the other (`Published.finish`)."""
         published = await self._current(fmt)
         customers = await self._customers.blocks(fmt) if self._customers else []
         return await asyncio.to_thread(self._finish, published, customers, fmt, gzip)
 
     def _finish(
         self, published: Published, customers: list[tuple[Block, ...]], fmt: Format, gzip: bool
-    ) -> bytes:
+    ) -> tuple[bytes, bytes]:
         return published.finish(join(customers) + generate(self._own, fmt), gzip)
 
 
