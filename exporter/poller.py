@@ -223,13 +223,42 @@ class Poller:
             await asyncio.sleep(delay_after_poll(started, time.monotonic(), anchor, job.interval))
 
 
+def _shown(job: PollJob) -> tuple[object, ...]:
+    """What the status metrics show of one job: equal tuples render the same series."""
+    status = job.status
+    return (job.name, status.last_ok, status.last_success_at, status.last_duration)
+
+
 class StatusCollector(RegistryCollector):
-    """Exposes citrix_up, last success time and poll duration for every job."""
+    """Exposes citrix_up, last success time and poll duration for every job.
+
+    Also per customer (`versions`, `families`), so a scrape renders again only the customers
+    whose jobs finished a poll since the last one (`exposition.own`).
+    """
 
     def __init__(self, poller: Poller) -> None:
         self._poller = poller
+        self._by_customer: dict[str, list[PollJob]] = {}
+
+    def versions(self) -> dict[str, tuple[object, ...]]:
+        """Each customer's jobs as the metrics show them; indexes the jobs for `families`."""
+        by_customer: dict[str, list[PollJob]] = {}
+        for job in self._poller.jobs:
+            by_customer.setdefault(job.customer_id, []).append(job)
+        self._by_customer = by_customer
+        return {customer: tuple(map(_shown, jobs)) for customer, jobs in by_customer.items()}
+
+    def families(self, customer_id: str) -> list[Metric]:
+        """One customer's families, as of the last `versions()`."""
+        return self._families(self._by_customer.get(customer_id, []))
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families([])
 
     def collect(self) -> Iterable[Metric]:
+        return self._families(self._poller.jobs)
+
+    def _families(self, jobs: Iterable[PollJob]) -> list[Metric]:
         labels = ["customer_id", "collector"]
         up = GaugeMetricFamily(
             "citrix_up",
@@ -246,7 +275,7 @@ class StatusCollector(RegistryCollector):
             f"Wall time of the collector's last poll. {STATUS_HELP}",
             labels=labels,
         )
-        for job in self._poller.jobs:
+        for job in jobs:
             status = job.status
             key = [job.customer_id, job.name]
             if status.last_ok is None:

@@ -20,7 +20,7 @@ from .collector.base import CollectorContext
 from .config import Config
 from .exposition.scrape import Combined
 from .log import get_logger
-from .metrics import DataIssues, SelfMetrics
+from .metrics import DataIssues, SelfMetrics, build_info
 from .poller import Poller, PollJob, StatusCollector
 from .snapshot import SnapshotStore
 from .upstream.client import ApiClient, Sleep
@@ -45,18 +45,24 @@ class Exporter:
     ) -> None:
         self.config = config
         self._clock = clock
-        # The own metrics are rendered at every scrape, the published results when published
-        # (exposition.scrape); `registry` holds both, for --once and whole-registry readers.
+        # Published results are rendered when published, the own metrics per customer when
+        # they change, the few others (`whole_registry`) at every scrape (exposition.scrape).
+        # `own_registry` holds every own metric (?name[] filters); `registry` holds those and
+        # the published results, for --once and whole-registry readers.
         self.own_registry = CollectorRegistry()
+        self.whole_registry = CollectorRegistry()
         self.metrics = SelfMetrics(self.own_registry)
         self.store = SnapshotStore(config.poll.max_staleness, clock)
-        if process_metrics:
-            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-                self.own_registry.register(collector)
+        whole = (build_info(), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR)
+        for collector in whole if process_metrics else whole[:1]:
+            self.own_registry.register(collector)
+            self.whole_registry.register(collector)
         self.connections = Connections(config, self.metrics, sleep=sleep, clock=clock)
         self.api_clients: dict[str, ApiClient] = self.connections.clients
         self.poller = Poller([], self.store, clock, config.poll.max_series)
-        self.own_registry.register(StatusCollector(self.poller))
+        self.status = StatusCollector(self.poller)
+        self.own_registry.register(self.status)
+        self.per_customer = (self.metrics.series, self.status)
         self.registry = CollectorRegistry()
         self.registry.register(Combined(self.own_registry, self.store))
 

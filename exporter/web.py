@@ -73,7 +73,7 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
     (the config and the flag were checked by the same function; this guards other callers).
     """
     check_telemetry_path(telemetry_path)
-    body = MetricsBody(exporter.store, exporter.own_registry)
+    body = MetricsBody(exporter.store, exporter.whole_registry, exporter.per_customer)
     # prometheus_client filters by the names collectors describe: only the own metrics do.
     by_name = make_aiohttp_handler(exporter.own_registry)
     poller = exporter.poller
@@ -87,7 +87,17 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
         headers = {hdrs.CONTENT_TYPE: content_type}
         if gzip:
             headers[hdrs.CONTENT_ENCODING] = "gzip"
-        return web.Response(body=await body.render(fmt, gzip), headers=headers)
+        # Sent part after part: one bytes object of the whole document was megabytes copied
+        # into fresh memory at every scrape (exposition.scrape.Published.finish).
+        parts = await body.parts(fmt, gzip)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = sum(map(len, parts))
+        await response.prepare(request)
+        if request.method != hdrs.METH_HEAD:  # a HEAD answer has the headers only
+            for part in parts:
+                await response.write(part)
+        await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -82,11 +82,24 @@ def split(document: bytes) -> tuple[Block, ...]:
     )
 
 
+def generate(source: Collector, fmt: Format) -> bytes:
+    """prometheus_client's document of `source` in `fmt` (OpenMetrics ends in `# EOF`)."""
+    if fmt is Format.OPENMETRICS:
+        document: bytes = generate_openmetrics(source)  # type: ignore[no-untyped-call]
+        return document
+    return generate_latest(source)
+
+
+def render_format(families: Sequence[Metric], fmt: Format) -> tuple[Block, ...]:
+    """Render `families` in one format, cut into blocks."""
+    return split(generate(_Families(families), fmt))
+
+
 def render(families: Sequence[Metric]) -> Rendered:
     """Render one result in both formats; raises whatever prometheus_client raises on it."""
-    source = _Families(families)
-    openmetrics: bytes = generate_openmetrics(source)  # type: ignore[no-untyped-call]
-    return Rendered(split(generate_latest(source)), split(openmetrics))
+    return Rendered(
+        render_format(families, Format.TEXT), render_format(families, Format.OPENMETRICS)
+    )
 
 
 def join(results: Iterable[Sequence[Block]]) -> bytes:

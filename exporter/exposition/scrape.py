@@ -1,13 +1,14 @@
-"""The /metrics body: published results joined once per change, own metrics rendered now.
+"""The /metrics body: published results joined once per change, own metrics current.
 
 A scrape at a thousand customers serves tens of thousands of series. Rendering them all again
 on every scrape, on the event loop, froze polls, token refreshes and /healthz for hundreds of
 milliseconds; here the published results' text was rendered when each was published, and the
 body joined from it is kept until the snapshot store's `version` changes. The exporter's own
-metrics (citrix_up, request counters, process metrics) are rendered at every scrape, so they
-are current, and appended. Everything that grows with the number of customers (joining,
-rendering the own metrics, gzip) runs in a worker thread; the event loop only picks the cached
-body or the list of results to join.
+metrics are current at every scrape: the per-customer ones (citrix_up, request and token
+counters) re-rendered on the loop, in slices, for the customers whose values changed
+(`own.CustomerBlocks`), the few others (build info, process metrics) rendered whole. Joining,
+concatenating and gzip run in a worker thread; the event loop only picks the cached body or the
+list of results to join.
 
 gzip without recompressing an unchanged body: the cached body's compressed form is kept with
 the compressor's state after it (flushed to a byte boundary), and each scrape continues a copy
@@ -23,16 +24,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
 from ..snapshot import SnapshotStore
-from .blocks import Format, join
+from .blocks import Block, Format, generate, join
+from .own import CustomerBlocks, PerCustomer
 
 GZIP_LEVEL = 6  # zlib's default, what the aiohttp compression served before
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
@@ -48,14 +49,6 @@ def negotiate(accept: str) -> tuple[Format, str]:
 
 def wants_gzip(accept_encoding: str) -> bool:
     return gzip_accepted(accept_encoding)
-
-
-def render_own(registry: Collector, fmt: Format) -> bytes:
-    """The own metrics in `fmt`; in OpenMetrics this ends the document (`# EOF`)."""
-    if fmt is Format.OPENMETRICS:
-        document: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
-        return document
-    return generate_latest(registry)
 
 
 class Published:
@@ -75,21 +68,26 @@ class Published:
                 self._gzip = (prefix, compressor)
             return self._gzip
 
-    def finish(self, tail: bytes, gzip: bool) -> bytes:
-        """The whole document: this body, then `tail`; gzip-compressed if `gzip`."""
+    def finish(self, tail: bytes, gzip: bool) -> tuple[bytes, bytes]:
+        """The whole document in two parts: this body, then `tail`; gzip-compressed if `gzip`.
+        Two parts, because joining them copied megabytes into fresh memory at every scrape."""
         if not gzip:
-            return self.body + tail
+            return self.body, tail
         prefix, compressor = self._gzip_state()
         rest = compressor.copy()  # the cached state stays at the end of the body
-        return prefix + rest.compress(tail) + rest.flush()
+        return prefix, rest.compress(tail) + rest.flush()
 
 
 class MetricsBody:
-    """Builds /metrics bodies from a snapshot store and the registry of the own metrics."""
+    """Builds /metrics bodies from a snapshot store and the own metrics: `per_customer`
+    sources rendered where they changed (`own.CustomerBlocks`), `own` rendered whole."""
 
-    def __init__(self, store: SnapshotStore, own: Collector) -> None:
+    def __init__(
+        self, store: SnapshotStore, own: Collector, per_customer: Sequence[PerCustomer] = ()
+    ) -> None:
         self._store = store
         self._own = own
+        self._customers = CustomerBlocks(per_customer) if per_customer else None
         self._published: dict[Format, Published] = {}
         self._lock = asyncio.Lock()
 
@@ -107,11 +105,18 @@ class MetricsBody:
             return published
 
     async def render(self, fmt: Format, gzip: bool) -> bytes:
-        published = await self._current(fmt)
-        return await asyncio.to_thread(self._finish, published, fmt, gzip)
+        return b"".join(await self.parts(fmt, gzip))
 
-    def _finish(self, published: Published, fmt: Format, gzip: bool) -> bytes:
-        return published.finish(render_own(self._own, fmt), gzip)
+    async def parts(self, fmt: Format, gzip: bool) -> tuple[bytes, bytes]:
+        """The document as two parts to send one after the other (`Published.finish`)."""
+        published = await self._current(fmt)
+        customers = await self._customers.blocks(fmt) if self._customers else []
+        return await asyncio.to_thread(self._finish, published, customers, fmt, gzip)
+
+    def _finish(
+        self, published: Published, customers: list[tuple[Block, ...]], fmt: Format, gzip: bool
+    ) -> tuple[bytes, bytes]:
+        return published.finish(join(customers) + generate(self._own, fmt), gzip)
 
 
 class Combined(Collector):

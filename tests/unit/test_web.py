@@ -120,3 +120,24 @@ async def test_landing_page_errors_are_scrubbed_and_cut(base_url, exporter_facto
     text = await page.text()
     assert SEED_SECRET not in text and "client_secret=&lt;redacted&gt;" in text
     assert "x" * (MAX_ERROR_CHARS - 60) + "…</td>" in text and "x" * MAX_ERROR_CHARS not in text
+
+
+async def test_metrics_is_sent_in_parts_with_its_length_and_head_gets_the_headers_only(
+    base_url, exporter_factory, aiohttp_client
+):
+    """The document goes out as the published body and then the own metrics (no copy of the
+    whole); Content-Length covers both parts, and a HEAD answer carries no body, so the next
+    request on the same connection still reads a clean response."""
+    exporter = await exporter_factory(make_config(base_url))
+    await exporter.poller.run_all_once()
+    client = await aiohttp_client(create_web_app(exporter))
+    plain = {"Accept-Encoding": "identity"}  # aiohttp's client asks for gzip by default
+    resp = await client.get("/metrics", headers=plain)
+    assert int(resp.headers["Content-Length"]) == len(await resp.read())
+    for headers in (plain, {"Accept-Encoding": "gzip"}):
+        resp = await client.get("/metrics", headers=headers)  # the client decompresses gzip
+        assert value(await resp.text(), "citrix_licenses_available") == 25
+        head = await client.head("/metrics", headers=headers)
+        assert head.status == 200 and int(head.headers["Content-Length"]) > 0
+        assert await head.read() == b""
+    assert (await client.get("/healthz")).status == 200
