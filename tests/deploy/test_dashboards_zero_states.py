@@ -18,14 +18,9 @@ from prometheus_client import generate_latest
 
 from exporter.simulator.monitor import ConnectionState, MonitorData, PowerState, RegistrationState
 from exporter.simulator.state import SimulatorState
-from tests.deploy.test_dashboards import (
-    _VARIABLE,
-    SUBSTITUTIONS,
-    load_dashboards,
-    metric_names,
-    targets,
-)
+from tests.deploy.test_dashboards import _VARIABLE, SUBSTITUTIONS, load_dashboards, targets
 from tests.support.helpers import SEED_CUSTOMER, Clock, require_binary, url_of
+from tests.support.metric_contract import metric_names
 from tests.support.monitor_tenant import T0, monitor_config
 from tests.support.processes import Prometheus, wait_until
 
