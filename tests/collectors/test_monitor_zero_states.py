@@ -9,6 +9,7 @@ series stay, so a live group is always visible, and nothing else changes.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,16 @@ def tenant(sim_state: SimulatorState) -> MonitorData:
     tenant = build_tenant()
     sim_state.customers[SEED_CUSTOMER].monitor = tenant
     return tenant
+
+
+def monitor_customer(monitor: dict[str, Any]) -> dict[str, Any]:
+    """The seed customer with only the Monitor collector, with these options."""
+    return {
+        "customer_id": SEED_CUSTOMER,
+        "client_id": SEED_CLIENT,
+        "client_secret": SEED_SECRET,
+        "collectors": {"licensing": {"enabled": False}, "monitor": monitor},
+    }
 
 
 def state_series(text: str) -> dict[tuple[str, str, str], float]:
@@ -143,12 +154,7 @@ async def test_poll_default_and_customer_override(
     base_url, exporter_factory, tenant, poll_default: bool, customer_value, omitted: bool
 ):
     monitor = {} if customer_value is None else {"omit_zero_states": customer_value}
-    customer = {
-        "customer_id": SEED_CUSTOMER,
-        "client_id": SEED_CLIENT,
-        "client_secret": SEED_SECRET,
-        "collectors": {"licensing": {"enabled": False}, "monitor": monitor},
-    }
+    customer = monitor_customer(monitor)
     config = make_config(base_url, [customer], omit_zero_states=poll_default)
     series = state_series(await poll(await exporter_factory(config, clock=Clock(T0))))
     assert (series == NOT_ZERO) is omitted
@@ -161,12 +167,7 @@ async def test_a_cap_the_zero_filled_result_exceeds_lets_the_omitting_one_throug
     """63 series: the zero-filled result (2 x 32 per group, checked before it is built) is
     refused; without the zeros the result is 16 state series, 3 in maintenance, 2 info, and
     failures and logons, within the cap."""
-    customer = {
-        "customer_id": SEED_CUSTOMER,
-        "client_id": SEED_CLIENT,
-        "client_secret": SEED_SECRET,
-        "collectors": {"licensing": {"enabled": False}, "monitor": {}},
-    }
+    customer = monitor_customer({})
     filled = await exporter_factory(make_config(base_url, [customer], max_series=63))
     assert not await filled.poller.run_all_once()
     assert "(2 groups)" in (filled.poller.jobs[0].status.last_error or "")
