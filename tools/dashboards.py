@@ -633,9 +633,24 @@ def total(metric: str, *extra: str, by: str | None = None) -> str:
     return f"{aggregation} ({DAAS(metric, *extra)})"
 
 
+# With `omit_zero_states` the exporter leaves out state series whose value is 0 (sessions by
+# state, machines by registration, power and fault state), so a sum over them can be empty.
+# These two show 0 then, as they do when the exporter zero-fills (the default).
+def state_total(metric: str, *extra: str) -> str:
+    """The sum over every selected group; 0 when no series has the state."""
+    return f"{total(metric, *extra)} or vector(0)"
+
+
+def state_per_group(metric: str, *extra: str) -> str:
+    """The sum per group; 0 for a group without a series in the state (its in-maintenance
+    count is always there, 0 or not)."""
+    every_group = total("citrix_machines_in_maintenance", by=GROUP_BY)
+    return f"{total(metric, *extra, by=GROUP_BY)} or {every_group} * 0"
+
+
 def unregistered_ratio() -> str:
-    unregistered = total("citrix_machines", 'registration_state="unregistered"', by=GROUP_BY)
-    return f"{unregistered} / {total('citrix_machines', by=GROUP_BY)}"
+    unregistered = state_per_group("citrix_machines", 'registration_state="unregistered"')
+    return f"({unregistered}) / {total('citrix_machines', by=GROUP_BY)}"
 
 
 def logon_quantile(q: float, by: str = "le") -> str:
@@ -649,25 +664,25 @@ def daas() -> Json:
     for title, expr, description, steps in [
         (
             "Active sessions",
-            total("citrix_sessions", 'state="active"'),
+            state_total("citrix_sessions", 'state="active"'),
             'Open sessions in the active state (citrix_sessions{state="active"}).',
             thresholds("blue"),
         ),
         (
             "Disconnected sessions",
-            total("citrix_sessions", 'state="disconnected"'),
+            state_total("citrix_sessions", 'state="disconnected"'),
             "Open sessions whose client has disconnected (still holding a machine).",
             thresholds("blue"),
         ),
         (
             "Registered machines",
-            total("citrix_machines", 'registration_state="registered"'),
+            state_total("citrix_machines", 'registration_state="registered"'),
             "Machines registered with the delivery controller, ready for sessions.",
             thresholds("green"),
         ),
         (
             "Unregistered machines",
-            total("citrix_machines", 'registration_state="unregistered"'),
+            state_total("citrix_machines", 'registration_state="unregistered"'),
             "Machines not registered: powered off, or broken (VDA, network, time, DNS).",
             thresholds("green", (1, "orange")),
         ),
@@ -679,7 +694,7 @@ def daas() -> Json:
         ),
         (
             "Faulted machines",
-            total("citrix_machines_faulted"),
+            state_total("citrix_machines_faulted"),
             "Machines with a fault state (failed to start, stuck on boot, unregistered, max "
             "capacity, VM not found).",
             thresholds("green", (1, "red")),
@@ -708,7 +723,7 @@ def daas() -> Json:
             "Sessions per delivery group",
             "Open sessions of every state per customer and delivery group, stacked.",
             "short",
-            Q(total("citrix_sessions", by=GROUP_BY), GROUP_LEGEND),
+            Q(state_per_group("citrix_sessions"), GROUP_LEGEND),
             stack=True,
             fill=30,
         ),
@@ -795,20 +810,20 @@ def daas() -> Json:
                 Column("Machines", total("citrix_machines", by=GROUP_BY)),
                 Column(
                     "Registered",
-                    total("citrix_machines", 'registration_state="registered"', by=GROUP_BY),
+                    state_per_group("citrix_machines", 'registration_state="registered"'),
                 ),
                 Column(
                     "Unregistered",
-                    total("citrix_machines", 'registration_state="unregistered"', by=GROUP_BY),
+                    state_per_group("citrix_machines", 'registration_state="unregistered"'),
                 ),
                 Column("In maintenance", total("citrix_machines_in_maintenance", by=GROUP_BY)),
                 Column(
                     "Faulted",
-                    total("citrix_machines_faulted", by=GROUP_BY),
+                    state_per_group("citrix_machines_faulted"),
                     steps=thresholds("green", (1, "red")),
                     cell="color-text",
                 ),
-                Column("Sessions", total("citrix_sessions", by=GROUP_BY)),
+                Column("Sessions", state_per_group("citrix_sessions")),
             ],
             sort_by="Unregistered %",
             descending=True,

@@ -63,6 +63,9 @@ SERIES_PER_GROUP = (
     len(CONNECTION_STATE) + len(REGISTRATION_STATE) + 1 + len(FAULTED_STATES)
     + len(POWER_STATE) + 1
 )  # fmt: skip
+# With `omit_zero_states` only in maintenance and the info are sure to be there; the state
+# series that are not 0 come from upstream counts, already in memory (poller checks them).
+SERIES_PER_GROUP_OMITTING_ZEROS = 2
 
 
 def odata_datetime(timestamp: float) -> str:
@@ -206,7 +209,10 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
         live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
-        if (series := len(live) * SERIES_PER_GROUP) > self.ctx.max_series:
+        per_group = (
+            SERIES_PER_GROUP_OMITTING_ZEROS if self.config.omit_zero_states else SERIES_PER_GROUP
+        )
+        if (series := len(live) * per_group) > self.ctx.max_series:
             # Checked before building them: 10,000 groups would be 320,000 samples in memory.
             raise SeriesLimitError(series, self.ctx.max_series, f" ({len(live):,} groups)")
         return [
@@ -298,10 +304,7 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         for (group_id, state), count in counts.items():
             name = self._enum(CONNECTION_STATE, state, "Sessions.ConnectionState")
             totals[(self._group_name(group_id), name)] += count
-        for group in live:
-            for state in CONNECTION_STATE.values():
-                totals.setdefault((group, state), 0)
-        for (group, state), count in sorted(totals.items()):
+        for (group, state), count in self._by_state(totals, live, CONNECTION_STATE.values()):
             gauges.add(
                 "citrix_sessions",
                 "Open sessions (EndDate null) by delivery group and ConnectionState.",
@@ -326,7 +329,8 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
             maintenance[(group, "")] += count if in_maintenance is True else 0
-        # (metric, help, state label, counts, the states a live group always shows, 0 or not)
+        # (metric, help, state label, counts, the states a live group shows, 0 or not, unless
+        # omit_zero_states; maintenance has no state and always shows)
         metrics: tuple[tuple[str, str, str, Counter[tuple[str, str]], Iterable[str]], ...] = (
             ("citrix_machines",
              "Active machines (LifecycleState 0) by CurrentRegistrationState.",
@@ -344,12 +348,26 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         cid = self.ctx.customer_id
         gauges = GaugeSet(["customer_id", "delivery_group"], HELP_SUFFIX)
         for name, help_text, label, by_state, states in metrics:
-            for group in live:
-                for state in states:
-                    by_state.setdefault((group, state), 0)
-            for (group, state), count in sorted(by_state.items()):
+            series = self._by_state(by_state, live, states, is_state=bool(label))
+            for (group, state), count in series:
                 gauges.add(name, help_text, [cid, group], count, {label: state} if label else None)
         return gauges.families()
+
+    def _by_state(
+        self,
+        counts: Counter[tuple[str, str]],
+        live: list[str],
+        states: Iterable[str],
+        is_state: bool = True,
+    ) -> list[tuple[tuple[str, str], int]]:
+        """The sorted ``((group, state), count)`` series of one metric: every state of every
+        live group, 0 or not; or, for a state metric under ``omit_zero_states``, those not 0."""
+        if is_state and self.config.omit_zero_states:
+            return sorted((key, count) for key, count in counts.items() if count)
+        for group in live:
+            for state in states:
+                counts.setdefault((group, state), 0)
+        return sorted(counts.items())
 
     def _group_info(self, live: list[str]) -> list[Metric]:
         gauges = GaugeSet(

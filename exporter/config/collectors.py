@@ -43,6 +43,9 @@ class MonitorCollectorConfig(CollectorConfig):
     concurrency: int = Field(default=1, ge=1, le=8)
     overlap: Duration = 600.0
     desktop_groups_refresh: Duration = 600.0
+    # Leave out state series whose value is 0 (big tenants: most states of most groups are 0).
+    # Not set here: `poll.omit_zero_states`, filled in when the file is loaded (Config).
+    omit_zero_states: bool = False
 
 
 # Hosts of the Citrix Cloud console's own licensing APIs, observed by community tools and not

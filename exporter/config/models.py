@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from exporter.config.collectors import CollectorsConfig
 from exporter.config.errors import Loc, NestedError, quoted
@@ -64,6 +64,8 @@ class PollConfig(Model):
     # Upstream requests in flight across all customers (token requests too), on top of the
     # per-collector limits: 1,000 customers must not open 1,000 connections at once.
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=1024)
+    # Every customer's `collectors.monitor.omit_zero_states` unless the customer sets it.
+    omit_zero_states: bool = False
 
     _retry_defaults = field_validator("retry", mode="before")(empty_if_none)
 
@@ -136,6 +138,16 @@ class CustomerConfig(Model):
         return (self.api_url or REGION_BASE_URLS[self.region]).rstrip("/")
 
 
+def _inherit_omit_zero_states(customer: CustomerConfig, poll: PollConfig) -> CustomerConfig:
+    """``customer`` with ``collectors.monitor.omit_zero_states`` from ``poll`` unless set."""
+    monitor = customer.collectors.monitor
+    if "omit_zero_states" in monitor.model_fields_set:
+        return customer
+    monitor = monitor.model_copy(update={"omit_zero_states": poll.omit_zero_states})
+    collectors = customer.collectors.model_copy(update={"monitor": monitor})
+    return customer.model_copy(update={"collectors": collectors})
+
+
 class Config(Model):
     """The whole configuration file."""
 
@@ -168,6 +180,18 @@ class Config(Model):
         if problems:
             raise NestedError(problems)
         return customers
+
+    @field_validator("customers")
+    @classmethod
+    def _inherit_poll_defaults(
+        cls, customers: list[CustomerConfig], info: ValidationInfo
+    ) -> list[CustomerConfig]:
+        """Options whose global default is under ``poll:`` take it where a customer does not
+        set them, here once, so that each collector is handed the value that applies to it."""
+        poll = info.data.get("poll")
+        if not isinstance(poll, PollConfig):
+            return customers  # poll is invalid: that is the error reported
+        return [_inherit_omit_zero_states(customer, poll) for customer in customers]
 
     def secrets(self) -> list[str]:
         """Every credential value, so that log output can be redacted."""

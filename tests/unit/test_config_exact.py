@@ -42,6 +42,7 @@ DEFAULT_COLLECTORS = {
         "concurrency": 1,
         "overlap": 600.0,
         "desktop_groups_refresh": 600.0,
+        "omit_zero_states": False,
     },
     "partner": {
         "enabled": False,
@@ -103,6 +104,7 @@ def test_every_default_of_a_minimal_config() -> None:
             "max_response_bytes": 33_554_432,
             "max_series": 20_000,
             "max_concurrency": 64,
+            "omit_zero_states": False,
         },
         "customers": [
             {
@@ -162,6 +164,27 @@ def test_interval_or_uses_the_collector_interval_or_the_default() -> None:
     assert cust.collectors.licensing.interval_or(7.0) == 120.0
     assert cust.collectors.monitor.interval_or(7.0) == 7.0
     assert cust.collectors.partner.interval_or(42.5) == 42.5
+
+
+def test_omit_zero_states_global_default_and_per_customer_override() -> None:
+    """``poll.omit_zero_states`` applies to every customer whose ``collectors.monitor`` does not
+    set the key (also when it sets others, or has no monitor section); a customer's own value,
+    either way, wins."""
+    customers = (
+        customer()
+        + "  - {customer_id: zeros-kept, client_id: x, client_secret: y,\n"
+        + "     collectors: {monitor: {omit_zero_states: false}}}\n"
+        + "  - {customer_id: other, client_id: x, client_secret: y,\n"
+        + "     collectors: {monitor: {interval: 1m}}}\n"
+    )
+    config = parse("poll:\n  omit_zero_states: true\n" + customers)
+    omit = {c.customer_id: c.collectors.monitor.omit_zero_states for c in config.customers}
+    assert omit == {"acme1234": True, "zeros-kept": False, "other": True}
+    assert config.customers[2].collectors.monitor.interval == 60.0
+    assert config.customers[0].collectors.licensing == CollectorsConfig().licensing
+    on = customers.replace("omit_zero_states: false", "omit_zero_states: true")
+    omit = {c.customer_id: c.collectors.monitor.omit_zero_states for c in parse(on).customers}
+    assert omit == {"acme1234": False, "zeros-kept": True, "other": False}
 
 
 def test_region_base_urls_and_api_url_override() -> None:
@@ -243,6 +266,8 @@ ALLOWED_PRODUCT = "allowed: {customer_id}, {product}"
         ("monitor", "{overlap: soon}", "overlap", "invalid duration 'soon'"),
         ("monitor", "{overlap: [1]}", "overlap", "must be a duration such as 30s, 5m or 1h"),
         ("monitor", "{enabled: maybe}", "enabled", "must be true or false"),
+        ("monitor", "{omit_zero_states: maybe}", "omit_zero_states", "must be true or false"),
+        ("monitor", "{omit_zero_states: null}", "omit_zero_states", "must be true or false"),
         ("licensing", "{interval: 999ms}", "interval",
          "must be at least 1s (a poll interval; did you mean minutes, 'm'?)"),
         ("licensing", "{interval: {a: 1}}", "interval",
@@ -374,6 +399,7 @@ def test_customer_id_of_64_characters_is_accepted() -> None:
          "poll.retry.max_retry_after: invalid duration '0s': must be greater than zero"),
         ("poll:\n  max_series: many\n", "poll.max_series: must be an integer"),
         ("poll:\n  max_series: 1.0e3\n", "poll.max_series: must be an integer"),
+        ("poll:\n  omit_zero_states: 2\n", "poll.omit_zero_states: must be true or false"),
         ("web: []\n", "web: must be a mapping"),
         ("web:\n  telemetry_path: 5\n", "web.telemetry_path: must be a string; put the value "
          "in quotes"),
