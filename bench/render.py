@@ -103,14 +103,13 @@ async def seed_results(monitor: bool) -> dict[str, list[Metric]]:
     port = runner.addresses[0][1]
     try:
         async with Exporter(config(f"http://127.0.0.1:{port}", monitor)) as exporter:
-            await exporter.poller.run_all_once()
-            return {job.name: list(job_families(exporter, job)) for job in exporter.poller.jobs}
+            return {job.name: await job.collector.poll() for job in exporter.poller.jobs}
     finally:
         await runner.cleanup()
 
 
-def job_families(exporter: Exporter, job: PollJob) -> tuple[Metric, ...]:
-    return exporter.store._entries[job.key].families
+# What populate published, by (customer, collector): the store keeps only the text.
+PUBLISHED: dict[tuple[str, str], list[Metric]] = {}
 
 
 def relabel(families: list[Metric], customer_id: str) -> list[Metric]:
@@ -144,6 +143,7 @@ def populate(exporter: Exporter, seeds: dict[str, list[Metric]], customers: int)
             rendered = render(result)
             renders.append(time.perf_counter() - started)
             exporter.store.publish((customer_id, name), result, now, rendered)
+            PUBLISHED[customer_id, name] = result
             job = PollJob(customer_id, Idle(name), 60)  # type: ignore[arg-type]
             job.status.attempts, job.status.last_ok = 1, True
             job.status.last_success_at, job.status.last_duration = now, 0.2
@@ -282,10 +282,10 @@ async def republish(exporter: Exporter) -> None:
     """20 polls every 100 ms, each its own loop step as in the poller: the result rendered on
     the loop as the poller renders small results, a request counted, the job's status updated."""
     jobs = {job.key: job for job in exporter.poller.jobs}
-    entries = list(exporter.store._entries.items())
+    entries = list(PUBLISHED.items())
     while True:
-        for key, entry in random.sample(entries, min(20, len(entries))):
-            exporter.store.publish(key, list(entry.families), time.time())
+        for key, families in random.sample(entries, min(20, len(entries))):
+            exporter.store.publish(key, families, time.time())
             exporter.metrics.api_requests.labels(key[0], "licensing_current", "200").inc()
             jobs[key].status.last_success_at = time.time()
             jobs[key].status.last_duration = random.random()
@@ -303,7 +303,7 @@ async def main() -> None:
     exporter = Exporter(config("http://127.0.0.1:9", False))
     started = time.perf_counter()
     renders = populate(exporter, seeds, args.customers)
-    series = sum(len(f.samples) for e in exporter.store._entries.values() for f in e.families)
+    series = sum(len(f.samples) for result in PUBLISHED.values() for f in result)
     print(
         f"{args.customers} customers, {len(renders)} results, {series:,} published series "
         f"({', '.join(seeds)}); populated in {time.perf_counter() - started:.1f} s"

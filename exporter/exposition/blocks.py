@@ -5,7 +5,7 @@ itself (so every escaping and number-formatting rule is exactly the library's), 
 Prometheus negotiates. The text is cut at each family's header, so a scrape only joins bytes.
 Several customers report the same families and a document may carry a family's HELP/TYPE only
 once, so the join puts every result's samples of a family under the first header seen for it
-(the rule `snapshot.merge_families` applies to families: one per name and type).
+(one family per name and type, as prometheus_client's registry would have it).
 
 Cutting by lines is safe: both formats escape newlines in HELP text and label values, so a raw
 newline only ever ends a line, and only header lines start with '#'.
@@ -17,6 +17,7 @@ import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -34,9 +35,12 @@ class Format(enum.Enum):
     OPENMETRICS = "openmetrics"
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One family of one result: its header lines and its sample lines, as rendered."""
+class Block(NamedTuple):
+    """One family of one result: its header lines and its sample lines, as rendered.
+
+    A tuple of bytes, so the garbage collector stops tracking it: at 1,000 customers there are
+    tens of thousands, and every full collection would walk them on the event loop.
+    """
 
     key: bytes  # the "# TYPE name type" line: a document has one header per key
     header: bytes

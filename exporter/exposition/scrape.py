@@ -6,8 +6,8 @@ milliseconds; here the published results' text was rendered when each was publis
 body joined from it is kept until the snapshot store's `version` changes. The exporter's own
 metrics are current at every scrape: the per-customer ones (citrix_up, request and token
 counters) re-rendered on the loop, in slices, for the customers whose values changed
-(`own.CustomerBlocks`), the few others (build info, process metrics) rendered whole. Joining,
-concatenating and gzip run in a worker thread; the event loop only picks the cached body or the
+(`own.CustomerBlocks`), the few others (build info, process metrics) rendered whole. Joining the
+results and gzip run in a worker thread; the event loop only picks the cached body or the
 list of results to join.
 
 gzip without recompressing an unchanged body: the cached body's compressed form is kept with
@@ -111,6 +111,10 @@ class MetricsBody:
         """The document as two parts to send one after the other (`Published.finish`)."""
         published = await self._current(fmt)
         customers = await self._customers.blocks(fmt) if self._customers else []
+        if not gzip:
+            # Joining the own blocks and rendering the few whole ones takes ~1 ms: less than
+            # handing it to a worker thread and waiting for the loop to be woken again.
+            return self._finish(published, customers, fmt, gzip)
         return await asyncio.to_thread(self._finish, published, customers, fmt, gzip)
 
     def _finish(

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.exposition.blocks import join
-from exporter.snapshot import SnapshotStore, merge_families
+from exporter.snapshot import SnapshotStore
 from tests.support.helpers import Clock, samples
 
 ACME = ("acme", "licensing")
@@ -136,27 +136,26 @@ def test_an_empty_store_serves_nothing() -> None:
     assert served(store) == {"acme": 1}
 
 
-def test_merge_families_keeps_one_family_per_name_and_type() -> None:
-    counter = CounterMetricFamily("citrix_x", "A counter.", labels=["customer_id"])
+def test_collect_gives_one_family_per_name_with_its_type_and_unit() -> None:
+    """The store keeps text only; collect parses it back: names, types, HELP, units, values."""
+    store = SnapshotStore(3600, Clock(1000.0))
+    counter = CounterMetricFamily("citrix_c", "A counter.", labels=["customer_id"])
     counter.add_metric(["acme"], 7)
-    first = gauge("acme", 1, help_text="First.")
-    second = gauge("globex", 2, help_text="Second.")
-    other = gauge("acme", 9, name="citrix_y", help_text="Y.")
-    merged = merge_families([[first, other], [second, counter]])
-    assert [(f.name, f.type, f.documentation) for f in merged] == [
-        ("citrix_x", "gauge", "First."),
-        ("citrix_y", "gauge", "Y."),
-        ("citrix_x", "counter", "A counter."),
+    timed = GaugeMetricFamily("citrix_t_seconds", "T.", unit="seconds", labels=["customer_id"])
+    timed.add_metric(["acme"], 3)
+    store.publish(ACME, [gauge("acme", 1, help_text="First."), counter, timed])
+    store.publish(GLOBEX, [gauge("globex", 2, help_text="Second.")])
+    merged = list(store.collect())
+    assert [(f.name, f.type, f.documentation, f.unit) for f in merged] == [
+        ("citrix_x", "gauge", "First.", ""),
+        ("citrix_c", "counter", "A counter.", ""),
+        ("citrix_t_seconds", "gauge", "T.", "seconds"),
     ]
     assert [(s.labels["customer_id"], s.value) for s in merged[0].samples] == [
         ("acme", 1),
         ("globex", 2),
     ]
-    # The inputs are not changed by merging.
-    assert len(first.samples) == 1
-    timed = GaugeMetricFamily("citrix_t_seconds", "T.", unit="seconds", labels=["customer_id"])
-    timed.add_metric(["acme"], 3)
-    assert [f.unit for f in merge_families([[timed]])] == ["seconds"]
+    assert [(s.name, s.value) for s in merged[1].samples] == [("citrix_c_total", 7)]
 
 
 def test_the_version_changes_only_when_what_is_served_changes() -> None:
