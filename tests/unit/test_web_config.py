@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,50 @@ def test_tls_versions_reach_the_context(tls: TLSFiles) -> None:
     context = server_context(config.tls_server_config)
     assert context.minimum_version == ssl.TLSVersion.TLSv1_3
     assert context.verify_mode == ssl.CERT_NONE
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "exporter", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def valid_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yml"
+    path.write_text("customers:\n  - {customer_id: c1, client_id: id, client_secret: s}\n")
+    return path
+
+
+def test_check_config_checks_the_web_config(tls: TLSFiles, tmp_path: Path) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(tls_section(tls) + f"basic_auth_users:\n  prom: '{bcrypt_hash('x')}'\n")
+    config = str(valid_config(tmp_path))
+    done = cli("--config.file", config, "--web.config.file", str(web), "--check-config")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"{web}: valid"
+
+    os.unlink(tls.key_file)
+    done = cli("--config.file", config, "--web.config.file", str(web), "--check-config")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {web}: tls_server_config.key_file: file ")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("mode", ["--demo", "--config.file"])
+def test_an_unusable_web_config_stops_serving(tmp_path: Path, mode: str) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  prom: hunter2\n")
+    args = ["--demo"] if mode == "--demo" else ["--config.file", str(valid_config(tmp_path))]
+    done = cli(*args, "--web.listen-address", "127.0.0.1:0", "--web.config.file", str(web))
+    assert done.returncode == 2
+    assert f"error: {web}: basic_auth_users.prom: must be a bcrypt hash" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+
+
+def test_log_level_warn_is_warning(tmp_path: Path) -> None:
+    done = cli(
+        "--config.file", str(valid_config(tmp_path)), "--log.level", "warn", "--check-config"
+    )
+    assert done.returncode == 0, done.stderr
