@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from . import __version__
+from .build import python_version, revision
 from .log import LogOnce, get_logger
 
 log = get_logger("data")
@@ -55,11 +56,12 @@ class SelfMetrics:
         )
         build_info = Gauge(
             "citrix_exporter_build_info",
-            "Always 1; labelled with the exporter's version.",
-            ["version"],
+            "Always 1; labelled with the exporter's version, the git commit it was built from "
+            "('unknown' if not known) and the Python version.",
+            ["version", "revision", "python_version"],
             registry=registry,
         )
-        build_info.labels(version=__version__).set(1)
+        build_info.labels(__version__, revision(), python_version()).set(1)
 
 
 class DataIssues:
