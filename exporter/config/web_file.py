@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -85,6 +86,9 @@ _UNSUPPORTED = "is not supported by this exporter; remove it"
 _BCRYPT_RE = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
+_V = TypeVar("_V")
+
+
 def _unsupported(data: object, keys: tuple[str, ...]) -> object:
     """Refuse the format's keys this exporter does not implement, each by name."""
     if isinstance(data, dict):
@@ -92,6 +96,41 @@ def _unsupported(data: object, keys: tuple[str, ...]) -> object:
         if problems:
             raise NestedError(problems)
     return data
+
+
+def _check_entries(
+    entries: dict[str, _V], problem: Callable[[str, _V], str | None]
+) -> dict[str, _V]:
+    """``entries`` if ``problem`` finds none; else every problem, each on its entry's key."""
+    problems: list[tuple[Loc, str]] = []
+    for name, value in entries.items():
+        message = problem(name, value)
+        if message is not None:
+            problems.append(((name,), message))
+    if problems:
+        raise NestedError(problems)
+    return entries
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """exporter-toolkit's rule: a header of its list, with one of its values where it has any."""
+    allowed = HEADER_VALUES.get(name)
+    if allowed is None:
+        return f"cannot be set; allowed: {', '.join(HEADER_VALUES)}"
+    if allowed and value not in allowed:
+        return f"must be one of: {', '.join(allowed)}"
+    if not value.isprintable():
+        return "must be one line of printable characters"
+    return None
+
+
+def _user_problem(name: str, hashed: SecretStr) -> str | None:
+    """A name usable in an Authorization header, a hash that bcrypt can check."""
+    if not name or ":" in name or not name.isprintable():
+        return "a user name must be non-empty, printable, without ':'"
+    if not _BCRYPT_RE.fullmatch(hashed.get_secret_value()):
+        return "must be a bcrypt hash ($2y$10$..., e.g. from `htpasswd -nBC 10 USER`)"
+    return None
 
 
 class TLSServerConfig(Model):
@@ -140,18 +179,7 @@ class HTTPServerConfig(Model):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        problems: list[tuple[Loc, str]] = []
-        for name, value in headers.items():
-            allowed = HEADER_VALUES.get(name)
-            if allowed is None:
-                problems.append(((name,), f"cannot be set; allowed: {', '.join(HEADER_VALUES)}"))
-            elif allowed and value not in allowed:
-                problems.append(((name,), f"must be one of: {', '.join(allowed)}"))
-            elif not value.isprintable():
-                problems.append(((name,), "must be one line of printable characters"))
-        if problems:
-            raise NestedError(problems)
-        return headers
+        return _check_entries(headers, _header_problem)
 
 
 class WebFileConfig(Model):
@@ -175,17 +203,7 @@ class WebFileConfig(Model):
     @field_validator("basic_auth_users")
     @classmethod
     def _check_users(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        """Names usable in an Authorization header, hashes that bcrypt can check."""
-        problems: list[tuple[Loc, str]] = []
-        for name, hashed in users.items():
-            if not name or ":" in name or not name.isprintable():
-                problems.append(((name,), "a user name must be non-empty, printable, without ':'"))
-            elif not _BCRYPT_RE.fullmatch(hashed.get_secret_value()):
-                message = "must be a bcrypt hash ($2y$10$..., e.g. from `htpasswd -nBC 10 USER`)"
-                problems.append(((name,), message))
-        if problems:
-            raise NestedError(problems)
-        return users
+        return _check_entries(users, _user_problem)
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebFileConfig:
