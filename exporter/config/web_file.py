@@ -18,9 +18,16 @@ import os
 import re
 import ssl
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from exporter.config.errors import (
     ConfigError,
@@ -133,6 +140,19 @@ def _user_problem(name: str, hashed: SecretStr) -> str | None:
     return None
 
 
+# An empty section (every entry commented out) is no entries.
+Headers = Annotated[
+    dict[str, str],
+    BeforeValidator(empty_if_none),
+    AfterValidator(lambda headers: _check_entries(headers, _header_problem)),
+]
+Users = Annotated[
+    dict[str, SecretStr],
+    BeforeValidator(empty_if_none),
+    AfterValidator(lambda users: _check_entries(users, _user_problem)),
+]
+
+
 class TLSServerConfig(Model):
     """``tls_server_config``: the certificate served and what is asked of clients."""
 
@@ -167,19 +187,9 @@ class TLSServerConfig(Model):
 class HTTPServerConfig(Model):
     """``http_server_config``: headers added to every response."""
 
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     # Accepted for compatibility with files written for Go exporters; aiohttp serves HTTP/1.1.
     http2: bool = True
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: object) -> object:
-        return empty_if_none(value)
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        return _check_entries(headers, _header_problem)
 
 
 class WebFileConfig(Model):
@@ -187,23 +197,15 @@ class WebFileConfig(Model):
     without auth, as without the flag)."""
 
     tls_server_config: TLSServerConfig | None = None
-    http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, SecretStr] = Field(default_factory=dict)
+    http_server_config: Annotated[HTTPServerConfig, BeforeValidator(empty_if_none)] = (
+        HTTPServerConfig()
+    )
+    basic_auth_users: Users = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_unsupported(cls, data: object) -> object:
         return _unsupported(data, _UNSUPPORTED_TOP_KEYS)
-
-    @field_validator("http_server_config", "basic_auth_users", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: object) -> object:
-        return empty_if_none(value)
-
-    @field_validator("basic_auth_users")
-    @classmethod
-    def _check_users(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        return _check_entries(users, _user_problem)
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebFileConfig:
