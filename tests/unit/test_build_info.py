@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
-from exporter.build import UNKNOWN, checked, git_revision, source_revision
+from exporter.build import UNKNOWN, checked, git_revision, revision, source_revision
 from exporter.metrics import SelfMetrics
 from tests.support.helpers import value
 
@@ -19,16 +19,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_build_info_labels() -> None:
     registry = CollectorRegistry()
     SelfMetrics(registry)
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    expected = head or UNKNOWN  # a copy without .git reports unknown
     labels = {
         "version": __version__,
-        "revision": expected,
+        "revision": revision(),  # looked up once per process
         "python_version": platform.python_version(),
     }
     assert value(generate_latest(registry).decode(), "citrix_exporter_build_info", **labels) == 1
+
+
+def test_a_checkout_reports_its_head() -> None:
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert git_revision(ROOT) == (head or UNKNOWN)  # a copy without .git reports unknown
 
 
 def test_the_build_argument_wins_over_git() -> None:
