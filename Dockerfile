@@ -14,10 +14,13 @@ FROM python:3.11.14-slim-trixie AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
+# The git commit for citrix_exporter_build_info (the build context has no .git):
+#   docker build --build-arg REVISION="$(git rev-parse HEAD)" .
+ARG REVISION=unknown
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY exporter/ exporter/
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+RUN CITRIX_EXPORTER_REVISION="${REVISION}" pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 RUN python -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --no-cache-dir /wheels/*.whl
 

@@ -17,12 +17,15 @@ from prometheus_client import generate_latest
 
 from . import __version__
 from .config import Config, ConfigError, WebConfig, load_config
+from .config.tls_server import TLSProblem
+from .config.web_file import load_web_config
 from .log import SecretScrubber, get_logger, setup_logging
 from .redact import scrub
 from .runtime import Exporter
 from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
 from .web import create_web_app
+from .web_guard import WebGuard
 
 log = get_logger()
 
@@ -40,7 +43,7 @@ def add_config_and_log_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="info",
-        choices=["debug", "info", "warning", "error"],
+        choices=["debug", "info", "warn", "warning", "error"],
     )  # fmt: skip
     parser.add_argument(
         "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.telemetry-path",
         dest="telemetry_path",
         help="path of the metrics endpoint (default /metrics)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        help="web configuration file (exporter-toolkit format): TLS, basic auth, headers",
     )
     mode = parser.add_mutually_exclusive_group()
     for group, switch, help_text in (
@@ -93,8 +101,9 @@ async def poll_once(config: Config) -> tuple[bool, bytes]:
         return ok, scrub(generate_latest(exporter.registry).decode()).encode()
 
 
-async def serve(config: Config, web_config: WebConfig) -> int:
-    """Serve until SIGTERM/SIGINT; polling runs in the background from the start."""
+async def serve(config: Config, web_config: WebConfig, guard: WebGuard | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; polling runs in the background from the start; `guard`
+    (from --web.config.file) adds TLS, basic auth and headers."""
     host, port = web_config.bind_address
     listen_address, telemetry_path = web_config.listen_address, web_config.telemetry_path
     stop = asyncio.Event()
@@ -103,7 +112,9 @@ async def serve(config: Config, web_config: WebConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     max_connections = connection_cap(raise_fd_limit())
     async with Exporter(config) as exporter:
-        app = create_web_app(exporter, telemetry_path)  # the path is valid: WebConfig checked it
+        # the path is valid: WebConfig checked it
+        app = create_web_app(exporter, telemetry_path, guard)
+        ssl_context = guard.ssl_context if guard else None
         try:
             runner = await start_server(
                 app,
@@ -111,15 +122,18 @@ async def serve(config: Config, web_config: WebConfig) -> int:
                 port,
                 max_connections=max_connections,
                 shutdown_timeout=SHUTDOWN_GRACE_SECONDS / 2,
+                ssl_context=ssl_context,
             )
         except OSError as err:
             log.error("cannot listen", extra={"address": listen_address, "error": str(err)})
             return EXIT_FAILURE
+        scheme = "http" if ssl_context is None else "https"
         log.info(
             "serving metrics",
             extra={
                 "address": listen_address,
-                "url": f"http://{host or 'localhost'}:{port}{telemetry_path}",
+                "url": f"{scheme}://{host or 'localhost'}:{port}{telemetry_path}",
+                "basic_auth": bool(guard and guard.config.basic_auth_users),
                 "customers": len(config.customers),
                 "max_connections": max_connections,
                 "version": __version__,
@@ -130,6 +144,8 @@ async def serve(config: Config, web_config: WebConfig) -> int:
         log.info("shutting down")
         await exporter.poller.stop()
         await runner.cleanup()
+        if guard is not None:
+            guard.passwords.close()
     return EXIT_OK
 
 
@@ -156,10 +172,23 @@ def web_settings(args: argparse.Namespace, config: Config) -> WebConfig:
     return config.web.with_flags(values, WEB_FLAGS)
 
 
+def web_guard(path: str | None) -> WebGuard | None:
+    """The guard of the --web.config.file at `path` (None without the flag); ConfigError naming
+    the key or file when it is unusable."""
+    if path is None:
+        return None
+    config = load_web_config(path)
+    try:
+        return WebGuard(config)
+    except TLSProblem as exc:  # a file changed since it was checked a moment ago
+        raise ConfigError(f"{path}: tls_server_config.{exc}") from None
+
+
 async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
     """`--once`: poll, print, exit 0/1; otherwise serve until a signal."""
     try:
         settings = web_settings(args, config)
+        guard = None if args.once else web_guard(args.web_config_file)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -167,7 +196,7 @@ async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
         ok, text = await poll_once(config)
         sys.stdout.write(text.decode())
         return EXIT_OK if ok else EXIT_FAILURE
-    return await serve(config, settings)
+    return await serve(config, settings, guard)
 
 
 def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:
@@ -248,10 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         try:
             web_settings(args, config)  # flags given with --check-config are checked too
+            if args.web_config_file is not None:
+                load_web_config(args.web_config_file)
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
         in_shard = f", {len(config.customers)} in shard {shard}" if shard else ""
         print(f"{args.config_file}: valid, {total} customer(s){in_shard}")
+        if args.web_config_file is not None:
+            print(f"{args.web_config_file}: valid")
         return EXIT_OK
     return asyncio.run(once_or_serve(args, config))

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .build import python_version, revision
 from .log import LogOnce, get_logger
 
 log = get_logger("data")
@@ -204,11 +205,12 @@ def build_info() -> Gauge:
     """citrix_exporter_build_info, in no registry yet: the runtime registers it."""
     gauge = Gauge(
         "citrix_exporter_build_info",
-        "Always 1; labelled with the exporter's version.",
-        ["version"],
+        "Always 1; labelled with the exporter's version, the git commit it was built from "
+        "('unknown' if not known) and the Python version.",
+        ["version", "revision", "python_version"],
         registry=None,
     )
-    gauge.labels(version=__version__).set(1)
+    gauge.labels(__version__, revision(), python_version()).set(1)
     return gauge
 
 

@@ -14,6 +14,9 @@ answering. So this server:
 * raises the soft RLIMIT_NOFILE to the hard limit (`raise_fd_limit`) and derives the cap from it
   (`connection_cap`), leaving room for the upstream sockets; should descriptors run out anyway,
   failing accepts are logged once a minute (`AcceptErrorLog`), not a traceback each;
+* over TLS (``--web.config.file``), gives a client `IDLE_TIMEOUT_SECONDS` to finish the
+  handshake instead of asyncio's 60 s: a connection counts towards the cap only once the
+  handshake is done, so the handshake must not be a place to park connections either;
 * treats a malformed request (a bad request line, a huge header, too many headers) as the
   client's problem: aiohttp answers 400, and it is logged at DEBUG without a traceback instead of
   at ERROR with one.
@@ -25,6 +28,7 @@ import asyncio
 import fcntl
 import logging
 import resource
+import ssl
 import struct
 import sys
 import termios
@@ -320,6 +324,40 @@ class GuardedRunner(web.AppRunner):
         return server
 
 
+class TLSSite(web.TCPSite):
+    """A TCP site whose TLS handshake must finish within `handshake_timeout` seconds.
+
+    aiohttp's TCPSite leaves asyncio's 60 s; this is its `start` with the timeout passed on.
+    """
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext,
+        handshake_timeout: float,
+        backlog: int,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        self._runner._reg_site(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
 async def start_server(
     app: web.Application,
     host: str | None,
@@ -328,8 +366,10 @@ async def start_server(
     max_connections: int,
     idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     shutdown_timeout: float = 2.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> GuardedRunner:
-    """Serve `app` on host:port; OSError if the address cannot be bound (nothing left running).
+    """Serve `app` on host:port (HTTPS with `ssl_context`); OSError if the address cannot be
+    bound (nothing left running).
 
     Stop it with `await runner.cleanup()`; `runner.addresses` has the bound address (port 0
     picks a free one).
@@ -344,8 +384,20 @@ async def start_server(
         shutdown_timeout=shutdown_timeout,
     )
     await runner.setup()
+    site: web.TCPSite
+    if ssl_context is None:
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+    else:
+        site = TLSSite(
+            runner,
+            host,
+            port,
+            ssl_context=ssl_context,
+            handshake_timeout=idle_timeout,
+            backlog=LISTEN_BACKLOG,
+        )
     try:
-        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        await site.start()
     except BaseException:
         await runner.cleanup()
         raise

@@ -19,6 +19,7 @@ from .exposition.scrape import MetricsBody, negotiate, wants_gzip
 from .log import shown_error
 from .poller import Poller
 from .runtime import Exporter
+from .web_guard import WebGuard
 
 
 def _when(timestamp: float | None) -> str:
@@ -66,8 +67,11 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 """
 
 
-def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
-    """The aiohttp application; /metrics serves the snapshot and never calls upstream.
+def create_web_app(
+    exporter: Exporter, telemetry_path: str = "/metrics", guard: WebGuard | None = None
+) -> web.Application:
+    """The aiohttp application; /metrics serves the snapshot and never calls upstream. With a
+    `guard` (--web.config.file), every route is behind its basic auth and gets its headers.
 
     ValueError if `telemetry_path` breaks the rules of `config.web.check_telemetry_path`
     (the config and the flag were checked by the same function; this guards other callers).
@@ -115,4 +119,6 @@ def create_web_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    if guard is not None:
+        guard.install(app)
     return app

@@ -73,7 +73,7 @@ def parse_config(
 
 def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     """The stages of :func:`parse_config` (module docstring)."""
-    root, data, problems = _load_yaml(text, source)
+    root, data, problems = load_yaml(text, source)
     if root is None or data is None:
         raise ConfigError(f"{source}: configuration is empty")
     if not isinstance(data, dict):
@@ -92,7 +92,7 @@ def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     raise ConfigError(format_problems(problems, root, source))
 
 
-def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[Problem]]:
+def load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, list[Problem]]:
     """Return the node tree (for line numbers), the plain data of a single YAML document and
     its duplicate keys.
 
