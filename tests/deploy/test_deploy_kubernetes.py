@@ -27,7 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.helpers import missing, require_binary, require_module, require_tool
+from tests.support.helpers import (
+    require_binary,
+    require_exporter_flag,
+    require_module,
+    require_tool,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -542,20 +547,10 @@ def openssl_certificate(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def require_web_config_flag() -> None:
-    """`--web.config.file` comes with issue 13's web config: skip until then (fail in CI)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--help"],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
-    )  # fmt: skip
-    if "--web.config.file" not in result.stdout:
-        missing("this exporter has no --web.config.file")
-
-
 def test_tls_web_config_passes_check_config(tmp_path: Path) -> None:
     """The example web config, with a real hash and certificate at the mounted paths, is valid."""
     bcrypt = require_module("bcrypt", "bcrypt")
-    require_web_config_flag()
+    require_exporter_flag("--web.config.file")
     pod = workload("tls")["spec"]["template"]
     tls_dir = Path(mounted_secrets(pod)["citrix-cloud-exporter-tls"][0])
     cert, key = openssl_certificate(tmp_path, "citrix-cloud-exporter.monitoring.svc")
