@@ -353,3 +353,21 @@ def test_generated_web_config_passes_check_config(tmp_path: Path) -> None:
     web.write_text(web.read_text().replace(in_container, str(out)))
     result = check_real_credentials_config("--web.config.file", str(web))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/deploy.md"])
+def test_documented_https_scrape_config_passes_promtool(tmp_path: Path, doc: str) -> None:
+    """The scrape config a reader copies: HTTPS, trusting a CA, with basic auth, and valid."""
+    promtool = require_binary("promtool")
+    blocks = re.findall(r"```yaml\n(scrape_configs:.*?)```", (REPO / doc).read_text(), re.S)
+    https = [yaml.safe_load(b) for b in blocks if "scheme: https" in b]
+    assert https, f"{doc} shows no scrape config with scheme: https"
+    for config in https:
+        [job] = config["scrape_configs"]
+        assert job["tls_config"]["ca_file"] and job["basic_auth"]["password_file"]
+        path = tmp_path / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run(
+            [promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
