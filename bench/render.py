@@ -43,7 +43,7 @@ from prometheus_client.core import Metric
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.config import Config
-from exporter.exposition.blocks import Format, generate, join, render
+from exporter.exposition.blocks import Format, Rendered, generate, join, render
 from exporter.exposition.own import CustomerBlocks
 from exporter.exposition.scrape import Published
 from exporter.poller import PollJob
@@ -108,8 +108,12 @@ async def seed_results(monitor: bool) -> dict[str, list[Metric]]:
         await runner.cleanup()
 
 
-# What populate published, by (customer, collector): the store keeps only the text.
-PUBLISHED: dict[tuple[str, str], list[Metric]] = {}
+# What populate published, by (customer, collector), as the store keeps it: rendered text
+# only (holding the families here would make every garbage collection walk them).
+PUBLISHED: dict[tuple[str, str], Rendered] = {}
+SERIES = [0]
+# The seed customer's results by collector: what each published result is a relabelled copy of.
+SEEDS: dict[str, list[Metric]] = {}
 
 
 def relabel(families: list[Metric], customer_id: str) -> list[Metric]:
@@ -143,7 +147,8 @@ def populate(exporter: Exporter, seeds: dict[str, list[Metric]], customers: int)
             rendered = render(result)
             renders.append(time.perf_counter() - started)
             exporter.store.publish((customer_id, name), result, now, rendered)
-            PUBLISHED[customer_id, name] = result
+            PUBLISHED[customer_id, name] = rendered
+            SERIES[0] += sum(len(family.samples) for family in result)
             job = PollJob(customer_id, Idle(name), 60)  # type: ignore[arg-type]
             job.status.attempts, job.status.last_ok = 1, True
             job.status.last_success_at, job.status.last_duration = now, 0.2
@@ -279,13 +284,14 @@ async def app_client_body(port: int) -> bytes:
 
 
 async def republish(exporter: Exporter) -> None:
-    """20 polls every 100 ms, each its own loop step as in the poller: the result rendered on
-    the loop as the poller renders small results, a request counted, the job's status updated."""
+    """20 polls every 100 ms, each its own loop step as in the poller: a fresh result built and
+    rendered on the loop (the poller renders results over 200 series in a thread; this is the
+    worst case), a request counted, the job's status updated."""
     jobs = {job.key: job for job in exporter.poller.jobs}
-    entries = list(PUBLISHED.items())
+    keys = list(PUBLISHED)
     while True:
-        for key, families in random.sample(entries, min(20, len(entries))):
-            exporter.store.publish(key, families, time.time())
+        for key in random.sample(keys, min(20, len(keys))):
+            exporter.store.publish(key, relabel(SEEDS[key[1]], key[0]), time.time())
             exporter.metrics.api_requests.labels(key[0], "licensing_current", "200").inc()
             jobs[key].status.last_success_at = time.time()
             jobs[key].status.last_duration = random.random()
@@ -300,10 +306,13 @@ async def main() -> None:
     parser.add_argument("--no-monitor", action="store_true")
     args = parser.parse_args()
     seeds = await seed_results(monitor=not args.no_monitor)
+    SEEDS.update(seeds)
     exporter = Exporter(config("http://127.0.0.1:9", False))
+    gc.collect()
+    gc.freeze()  # as `serve` does before polling starts
     started = time.perf_counter()
     renders = populate(exporter, seeds, args.customers)
-    series = sum(len(f.samples) for result in PUBLISHED.values() for f in result)
+    series = SERIES[0]
     print(
         f"{args.customers} customers, {len(renders)} results, {series:,} published series "
         f"({', '.join(seeds)}); populated in {time.perf_counter() - started:.1f} s"

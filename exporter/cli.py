@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -139,6 +140,11 @@ async def serve(config: Config, web_config: WebConfig, guard: WebGuard | None = 
                 "version": __version__,
             },
         )
+        # What is alive now (modules, classes, config, sessions) lives as long as the process:
+        # frozen out of the garbage collector's sight, a full collection walks only what polls
+        # create, not ~50,000 objects more on the event loop (the gc module's advice).
+        gc.collect()
+        gc.freeze()
         exporter.poller.start()
         await stop.wait()
         log.info("shutting down")

@@ -17,7 +17,6 @@ import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -35,16 +34,12 @@ class Format(enum.Enum):
     OPENMETRICS = "openmetrics"
 
 
-class Block(NamedTuple):
-    """One family of one result: its header lines and its sample lines, as rendered.
-
-    A tuple of bytes, so the garbage collector stops tracking it: at 1,000 customers there are
-    tens of thousands, and every full collection would walk them on the event loop.
-    """
-
-    key: bytes  # the "# TYPE name type" line: a document has one header per key
-    header: bytes
-    samples: bytes
+# One family of one result, as rendered: (key, header, samples), where key is the
+# "# TYPE name type" line (a document has one header per key), header its HELP/TYPE(/UNIT)
+# lines and samples its sample lines. A plain tuple of bytes on purpose: the garbage collector
+# stops tracking exact tuples of untracked items, and at 1,000 customers there are tens of
+# thousands of blocks that every full collection would otherwise walk on the event loop.
+Block = tuple[bytes, bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +76,7 @@ def split(document: bytes) -> tuple[Block, ...]:
         raise ValueError("exposition text does not start with a family's HELP line")
     ends = [match.start() for match in headers[1:]] + [len(document)]
     return tuple(
-        Block(match.group(1), match.group(0), document[match.end() : end])
+        (match.group(1), match.group(0), document[match.end() : end])
         for match, end in zip(headers, ends, strict=True)
     )
 
@@ -112,12 +107,12 @@ def join(results: Iterable[Sequence[Block]]) -> bytes:
     headers: dict[bytes, bytes] = {}
     samples: dict[bytes, list[bytes]] = {}
     for blocks in results:
-        for block in blocks:
-            parts = samples.get(block.key)
+        for key, header, sample_lines in blocks:
+            parts = samples.get(key)
             if parts is None:
-                headers[block.key] = block.header
-                parts = samples[block.key] = []
-            parts.append(block.samples)
+                headers[key] = header
+                parts = samples[key] = []
+            parts.append(sample_lines)
     chunks: list[bytes] = []
     for key, header in headers.items():
         chunks.append(header)

@@ -41,12 +41,12 @@ def gauge(customer_id: str, value: float, name: str = "citrix_x", help_text: str
 
 def test_split_cuts_at_each_family_and_drops_the_end_of_document() -> None:
     blocks = render([gauge("acme", 1), gauge("acme", 2, name="citrix_y")]).openmetrics
-    assert [block.key for block in blocks] == [
+    assert [block[0] for block in blocks] == [
         b"# TYPE citrix_x gauge\n",
         b"# TYPE citrix_y gauge\n",
     ]
-    assert blocks[1].header == b"# HELP citrix_y X.\n# TYPE citrix_y gauge\n"
-    assert blocks[1].samples == b'citrix_y{customer_id="acme"} 2.0\n'  # no "# EOF"
+    assert blocks[1][1] == b"# HELP citrix_y X.\n# TYPE citrix_y gauge\n"
+    assert blocks[1][2] == b'citrix_y{customer_id="acme"} 2.0\n'  # no "# EOF"
     assert split(b"") == ()
     with pytest.raises(ValueError):
         split(b'citrix_x{customer_id="acme"} 1.0\n')
