@@ -142,16 +142,25 @@ def requests_of(text: str, customer_id: str) -> float:
     )
 
 
+@pytest.fixture
+async def polled(
+    base_url: str, exporter_factory: Any, two_customers: SimulatorState
+) -> tuple[Exporter, Config]:
+    """An exporter of the seed customer and another one, each polled once."""
+    old = config_of(SEED, entry(OTHER, OTHER_CLIENT, OLD_SECRET), url=base_url)
+    exporter = await exporter_factory(old)
+    assert await exporter.poller.run_all_once()
+    return exporter, old
+
+
 def secrets_used(state: SimulatorState, client_id: str) -> list[str]:
     return [r.secret for r in state.token_requests if r.client_id == client_id]
 
 
 async def test_a_reload_keeps_unchanged_customers_and_renews_rotated_credentials(
-    base_url, exporter_factory, two_customers: SimulatorState
+    polled: tuple[Exporter, Config], base_url: str, two_customers: SimulatorState
 ) -> None:
-    old = config_of(SEED, entry(OTHER, OTHER_CLIENT, OLD_SECRET), url=base_url)
-    exporter = await exporter_factory(old)
-    assert await exporter.poller.run_all_once()
+    exporter, old = polled
     seed_job, other_job = exporter.poller.jobs
     seed_client, other_client = (exporter.api_clients[c] for c in (SEED_CUSTOMER, OTHER))
     seed_tokens, other_tokens = seed_client.tokens, other_client.tokens
@@ -194,11 +203,9 @@ async def test_a_reload_keeps_unchanged_customers_and_renews_rotated_credentials
 
 
 async def test_a_removed_customer_disappears_at_once(
-    base_url, exporter_factory, two_customers: SimulatorState
+    polled: tuple[Exporter, Config], base_url: str, two_customers: SimulatorState
 ) -> None:
-    old = config_of(SEED, entry(OTHER, OTHER_CLIENT, OLD_SECRET), url=base_url)
-    exporter = await exporter_factory(old)
-    assert await exporter.poller.run_all_once()
+    exporter, old = polled
     assert f'customer_id="{OTHER}"' in exposition(exporter)
     new = config_of(SEED, url=base_url)
     await exporter.apply(new, plan(old, new))
@@ -209,11 +216,9 @@ async def test_a_removed_customer_disappears_at_once(
 
 
 async def test_changed_collector_options_rebuild_only_that_customers_jobs(
-    base_url, exporter_factory, two_customers: SimulatorState
+    polled: tuple[Exporter, Config], base_url: str, two_customers: SimulatorState
 ) -> None:
-    old = config_of(SEED, entry(OTHER, OTHER_CLIENT, OLD_SECRET), url=base_url)
-    exporter = await exporter_factory(old)
-    assert await exporter.poller.run_all_once()
+    exporter, old = polled
     seed_job, _ = exporter.poller.jobs
     disabled = {"licensing": {"enabled": False}, "monitor": {"enabled": False}}
     new = config_of(
