@@ -12,7 +12,7 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import generate_latest
 
@@ -22,6 +22,7 @@ from .config.tls_server import TLSProblem
 from .config.web_file import load_web_config
 from .log import SecretScrubber, get_logger, setup_logging
 from .redact import scrub
+from .reloader import Outcome, Reloader, Settings
 from .runtime import Exporter
 from .server import connection_cap, raise_fd_limit, start_server
 from .sharding import ENV_SHARD, Shard, ShardError, resolve_shard
@@ -102,9 +103,27 @@ async def poll_once(config: Config) -> tuple[bool, bytes]:
         return ok, scrub(generate_latest(exporter.registry).decode()).encode()
 
 
-async def serve(config: Config, web_config: WebConfig, guard: WebGuard | None = None) -> int:
+def reload_on_sighup(reloader: Reloader) -> None:
+    """SIGHUP reloads (as `POST /-/reload` does) instead of ending the process."""
+    pending: set[asyncio.Task[Outcome]] = set()  # a task needs a reference until it ends
+
+    def reload() -> None:
+        task = asyncio.create_task(reloader.reload(), name="reload:SIGHUP")
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+
+async def serve(
+    config: Config,
+    web_config: WebConfig,
+    guard: WebGuard | None = None,
+    read: Callable[[], Settings] | None = None,
+) -> int:
     """Serve until SIGTERM/SIGINT; polling runs in the background from the start; `guard`
-    (from --web.config.file) adds TLS, basic auth and headers."""
+    (from --web.config.file) adds TLS, basic auth and headers; SIGHUP and `POST /-/reload`
+    apply what `read` returns (without `read`, the same config again)."""
     host, port = web_config.bind_address
     listen_address, telemetry_path = web_config.listen_address, web_config.telemetry_path
     stop = asyncio.Event()
@@ -113,8 +132,12 @@ async def serve(config: Config, web_config: WebConfig, guard: WebGuard | None = 
         loop.add_signal_handler(sig, stop.set)
     max_connections = connection_cap(raise_fd_limit())
     async with Exporter(config) as exporter:
+        reloader = Reloader(
+            exporter, read or (lambda: Settings(config, web_config)), web_config, guard
+        )
+        reload_on_sighup(reloader)
         # the path is valid: WebConfig checked it
-        app = create_web_app(exporter, telemetry_path, guard)
+        app = create_web_app(exporter, telemetry_path, guard, reloader)
         ssl_context = guard.ssl_context if guard else None
         try:
             runner = await start_server(
@@ -178,6 +201,16 @@ def web_settings(args: argparse.Namespace, config: Config) -> WebConfig:
     return config.web.with_flags(values, WEB_FLAGS)
 
 
+def read_settings(args: argparse.Namespace, load: Callable[[], Config]) -> Settings:
+    """The config from `load`, the `--web.*` flags applied to its `web:` section, and the
+    --web.config.file: what --check-config checks and a reload applies; ConfigError if any
+    of them is unusable."""
+    config = load()
+    web = web_settings(args, config)
+    path = args.web_config_file
+    return Settings(config, web, None if path is None else load_web_config(path))
+
+
 def web_guard(path: str | None) -> WebGuard | None:
     """The guard of the --web.config.file at `path` (None without the flag); ConfigError naming
     the key or file when it is unusable."""
@@ -190,19 +223,23 @@ def web_guard(path: str | None) -> WebGuard | None:
         raise ConfigError(f"{path}: tls_server_config.{exc}") from None
 
 
-async def once_or_serve(args: argparse.Namespace, config: Config) -> int:
-    """`--once`: poll, print, exit 0/1; otherwise serve until a signal."""
+async def once_or_serve(
+    args: argparse.Namespace, config: Config, load: Callable[[], Config] | None = None
+) -> int:
+    """`--once`: poll, print, exit 0/1; otherwise serve until a signal, reloading from `load`
+    (the config file again; without it, the same `config`)."""
     try:
         settings = web_settings(args, config)
         guard = None if args.once else web_guard(args.web_config_file)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(err.report(), file=sys.stderr)
         return EXIT_USAGE
     if args.once:
         ok, text = await poll_once(config)
         sys.stdout.write(text.decode())
         return EXIT_OK if ok else EXIT_FAILURE
-    return await serve(config, settings, guard)
+    source = load or (lambda: config)
+    return await serve(config, settings, guard, lambda: read_settings(args, source))
 
 
 def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:
@@ -210,7 +247,7 @@ def load_or_report(path: str, scrubber: SecretScrubber) -> Config | None:
     try:
         config = load_config(path)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(err.report(), file=sys.stderr)
         return None
     scrubber.add(config.secrets())
     return config
@@ -282,15 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = apply_shard(config, shard)
     if args.check_config:
         try:
-            web_settings(args, config)  # flags given with --check-config are checked too
-            if args.web_config_file is not None:
-                load_web_config(args.web_config_file)
+            read_settings(args, lambda: config)  # flags given with --check-config are checked too
         except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(err.report(), file=sys.stderr)
             return EXIT_USAGE
         in_shard = f", {len(config.customers)} in shard {shard}" if shard else ""
         print(f"{args.config_file}: valid, {total} customer(s){in_shard}")
         if args.web_config_file is not None:
             print(f"{args.web_config_file}: valid")
         return EXIT_OK
-    return asyncio.run(once_or_serve(args, config))
+    return asyncio.run(
+        once_or_serve(args, config, lambda: apply_shard(load_config(args.config_file), shard))
+    )

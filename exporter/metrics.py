@@ -109,6 +109,12 @@ class CustomerSeries(Collector):
                 series[labels] = new
                 self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
 
+    def remove(self, customer_id: str) -> None:
+        """Forget every series of `customer_id` (removed by a reload): gone from the next scrape."""
+        with self._lock:
+            self._values.pop(customer_id, None)
+            self._versions.pop(customer_id, None)
+
     def versions(self) -> dict[str, int]:
         """Each customer's version: it changes whenever one of its values changes."""
         with self._lock:
@@ -212,6 +218,37 @@ def build_info() -> Gauge:
     )
     gauge.labels(__version__, revision(), python_version()).set(1)
     return gauge
+
+
+class ReloadStatus:
+    """`citrix_exporter_config_last_reload_successful` and its success time, as Prometheus and
+    its exporters name them: 1 and the start time at start, then set by every reload."""
+
+    def __init__(self, started_at: float) -> None:
+        self.successful = Gauge(
+            "citrix_exporter_config_last_reload_successful",
+            "1 if the last reload of the configuration (SIGHUP or POST /-/reload) succeeded "
+            "(and at start), 0 if it failed and the previous configuration is still in force.",
+            registry=None,
+        )
+        self.success_timestamp = Gauge(
+            "citrix_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (the start time before the "
+            "first reload).",
+            registry=None,
+        )
+        self.succeeded(started_at)
+
+    @property
+    def collectors(self) -> tuple[Gauge, Gauge]:
+        return self.successful, self.success_timestamp
+
+    def succeeded(self, at: float) -> None:
+        self.successful.set(1)
+        self.success_timestamp.set(at)
+
+    def failed(self) -> None:
+        self.successful.set(0)
 
 
 class DataIssues:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,8 +123,10 @@ class Poller:
         self.jobs = list(jobs)
         self._store = store
         self._clock = clock
-        self._max_series = max_series
-        self._tasks: list[asyncio.Task[None]] = []
+        self.max_series = max_series  # a reload may change it
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
+        self._running = False
         self._not_entitled_logged: LogOnce[tuple[str, str]] = LogOnce()
 
     @property
@@ -139,7 +141,7 @@ class Poller:
         status.last_attempt_at = self._clock()
         try:
             families = await job.collector.poll()
-            rendered = await checked(families, self._max_series)
+            rendered = await checked(families, self.max_series)
         except asyncio.CancelledError:
             raise
         except NotEntitledError as err:
@@ -202,25 +204,80 @@ class Poller:
         return all(results)
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._loop(job), name=f"poll:{job.customer_id}:{job.name}")
-            for job in self.jobs
-        ]
+        self._running = True
+        for job in self.jobs:
+            self._start(job)
+
+    def _start(self, job: PollJob) -> None:
+        self._wake[job.key] = asyncio.Event()
+        self._tasks[job.key] = asyncio.create_task(
+            self._loop(job), name=f"poll:{job.customer_id}:{job.name}"
+        )
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._running = False
+        await self._cancel(list(self._tasks))
+
+    async def _cancel(self, keys: Collection[tuple[str, str]]) -> None:
+        """Cancel the tasks of `keys` and wait until they have ended: nothing of theirs is
+        published or counted after this returns."""
+        tasks = [task for key in keys if (task := self._tasks.pop(key, None)) is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for key in keys:
+            self._wake.pop(key, None)
+
+    def add(self, jobs: Iterable[PollJob]) -> None:
+        """Add jobs (a reload); once started, they poll at once and then on their slots."""
+        for job in jobs:
+            self.jobs.append(job)
+            if self._running:
+                self._start(job)
+
+    async def remove(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Stop and forget the jobs of `keys` (a reload); a poll in flight is cancelled."""
+        gone = set(keys)
+        await self._cancel(gone)
+        self.jobs = [job for job in self.jobs if job.key not in gone]
+
+    def reschedule(self, job: PollJob, interval: float) -> None:
+        """Give `job` a new interval (a reload): its next poll is at the first slot of the new
+        interval at least half of it after the last one began; its state and task are kept."""
+        job.interval = interval
+        wake = self._wake.get(job.key)
+        if wake is not None:
+            wake.set()
 
     async def _loop(self, job: PollJob) -> None:
         """Poll at once, then once per slot of the job (fixed rate); a poll longer than the
-        interval delays the next, never overlaps (schedule.delay_after_poll)."""
-        anchor = slot_anchor(job.slot_offset, job.interval, self._clock(), time.monotonic())
+        interval delays the next, never overlaps (schedule.delay_after_poll). A new interval
+        (`reschedule`) wakes the wait and moves the slots."""
+        interval = job.interval
+        anchor = slot_anchor(job.slot_offset, interval, self._clock(), time.monotonic())
         while True:
             started = time.monotonic()
             await self.poll_once(job)
-            await asyncio.sleep(delay_after_poll(started, time.monotonic(), anchor, job.interval))
+            while True:
+                if job.interval != interval:
+                    interval = job.interval
+                    anchor = slot_anchor(job.slot_offset, interval, self._clock(), time.monotonic())
+                delay = delay_after_poll(started, time.monotonic(), anchor, interval)
+                if not await self._sleep(job.key, delay):
+                    break
+
+    async def _sleep(self, key: tuple[str, str], delay: float) -> bool:
+        """Wait `delay` seconds; True if `reschedule` cut the wait short."""
+        wake = self._wake.get(key)
+        if wake is None:
+            await asyncio.sleep(delay)
+            return False
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
 
 
 def _shown(job: PollJob) -> tuple[object, ...]:

@@ -17,11 +17,12 @@ from prometheus_client import (
 
 from .collector import registry
 from .collector.base import CollectorContext
-from .config import Config
+from .config import Config, CustomerConfig
 from .exposition.scrape import Combined
 from .log import get_logger
-from .metrics import DataIssues, SelfMetrics, build_info
+from .metrics import DataIssues, ReloadStatus, SelfMetrics, build_info
 from .poller import Poller, PollJob, StatusCollector
+from .reload import Plan
 from .snapshot import SnapshotStore
 from .upstream.client import ApiClient, Sleep
 from .upstream.connections import Connections
@@ -53,8 +54,15 @@ class Exporter:
         self.whole_registry = CollectorRegistry()
         self.metrics = SelfMetrics(self.own_registry)
         self.store = SnapshotStore(config.poll.max_staleness, clock)
-        whole = (build_info(), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR)
-        for collector in whole if process_metrics else whole[:1]:
+        self.reloads = ReloadStatus(clock())
+        whole = (
+            build_info(),
+            *self.reloads.collectors,
+            PROCESS_COLLECTOR,
+            PLATFORM_COLLECTOR,
+            GC_COLLECTOR,
+        )
+        for collector in whole if process_metrics else whole[:3]:
             self.own_registry.register(collector)
             self.whole_registry.register(collector)
         self.connections = Connections(config, self.metrics, sleep=sleep, clock=clock)
@@ -81,25 +89,56 @@ class Exporter:
     async def open(self) -> None:
         """Open the customers' connections (session, API client, token manager) and create
         each customer's collectors; polling starts only with `poller.start()`."""
-        poll = self.config.poll
-        clients = self.connections.open()
+        self.connections.open()
         for customer in self.config.customers:
-            api = clients[customer.customer_id]
-            for entry, options in registry.enabled(customer.collectors):
-                ctx = CollectorContext(
-                    customer,
-                    api,
-                    DataIssues(self.metrics, customer.customer_id, entry.name),
-                    self._clock,
-                    poll.max_series,
-                )
-                self.poller.jobs.append(
-                    PollJob(
-                        customer.customer_id,
-                        entry.collector(ctx, options),
-                        options.interval_or(poll.interval),
-                    )
-                )
+            self.poller.jobs.extend(self._jobs(customer))
+
+    def _jobs(self, customer: CustomerConfig) -> list[PollJob]:
+        """One job per enabled collector of `customer`, on its client from `connections`."""
+        poll = self.config.poll
+        api = self.connections.clients[customer.customer_id]
+        return [
+            PollJob(
+                customer.customer_id,
+                entry.collector(
+                    CollectorContext(
+                        customer,
+                        api,
+                        DataIssues(self.metrics, customer.customer_id, entry.name),
+                        self._clock,
+                        poll.max_series,
+                    ),
+                    options,
+                ),
+                options.interval_or(poll.interval),
+            )
+            for entry, options in registry.enabled(customer.collectors)
+        ]
+
+    async def apply(self, config: Config, plan: Plan) -> None:
+        """Apply a validated `config` as `plan` says (reload.py): removed customers' and
+        rebuilt jobs stop first, so nothing of theirs is published or counted after their
+        series are dropped; kept jobs keep their collector, status and task."""
+        rebuilt = {*plan.removed, *plan.collectors}
+        await self.poller.remove(job.key for job in self.poller.jobs if job.customer_id in rebuilt)
+        self.config = config
+        self.connections.update(config, plan.credentials)
+        for customer_id in plan.removed:
+            self.metrics.series.remove(customer_id)
+        self.store.max_staleness = config.poll.max_staleness
+        self.poller.max_series = config.poll.max_series
+        customers = {customer.customer_id: customer for customer in config.customers}
+        for job in self.poller.jobs:
+            job.collector.ctx.customer = customers[job.customer_id]
+            job.collector.ctx.max_series = config.poll.max_series
+            interval = job.collector.config.interval_or(config.poll.interval)
+            if interval != job.interval:
+                self.poller.reschedule(job, interval)
+        self.poller.add(
+            job for customer_id in (*plan.added, *plan.collectors)
+            for job in self._jobs(customers[customer_id])
+        )  # fmt: skip
+        self.store.retain({job.key for job in self.poller.jobs})
 
     async def close(self) -> None:
         await self.poller.stop()

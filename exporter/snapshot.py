@@ -16,7 +16,7 @@ with `generate_latest`: `collect` parses the joined OpenMetrics text back into f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.core import Metric
@@ -39,7 +39,7 @@ class SnapshotStore(Collector):
     """Holds each (customer, collector)'s last good families; a prometheus_client collector."""
 
     def __init__(self, max_staleness: float, clock: Callable[[], float] = time.time) -> None:
-        self._max_staleness = max_staleness
+        self.max_staleness = max_staleness  # a reload may change it
         self._clock = clock
         self._entries: dict[Key, Entry] = {}
         self._version = 0
@@ -78,13 +78,21 @@ class SnapshotStore(Collector):
         if self._entries.pop(key, None) is not None:
             self._changed()
 
+    def retain(self, keys: Collection[Key]) -> None:
+        """Forget the values of every key not in `keys` (the jobs a reload removed)."""
+        gone = [key for key in self._entries if key not in keys]
+        for key in gone:
+            del self._entries[key]
+        if gone:
+            self._changed()
+
     def expire(self) -> None:
         """Drop values of failing collectors whose last success is older than max_staleness."""
         now = self._clock()
         stale = [
             key
             for key, entry in self._entries.items()
-            if entry.failing and now - entry.succeeded_at > self._max_staleness
+            if entry.failing and now - entry.succeeded_at > self.max_staleness
         ]
         for key in stale:
             del self._entries[key]

@@ -7,17 +7,19 @@ error can quote an upstream answer, and an upstream answer can quote our secret 
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import __version__
-from .config.web import check_telemetry_path
+from .config.web import RELOAD_PATH, check_telemetry_path
 from .durations import format_duration
 from .exposition.scrape import MetricsBody, negotiate, wants_gzip
 from .log import shown_error
 from .poller import Poller
+from .reloader import Reloader
 from .runtime import Exporter
 from .web_guard import WebGuard
 
@@ -67,11 +69,25 @@ tr:nth-child(even){{background:#f4f4f4}}</style></head>
 """
 
 
+def reload_handler(reloader: Reloader) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`POST /-/reload`: 200 and what changed, or 500 and the `--check-config` message."""
+
+    async def reload(_: web.Request) -> web.Response:
+        outcome = await reloader.reload()
+        return web.Response(status=200 if outcome.ok else 500, text=outcome.text)
+
+    return reload
+
+
 def create_web_app(
-    exporter: Exporter, telemetry_path: str = "/metrics", guard: WebGuard | None = None
+    exporter: Exporter,
+    telemetry_path: str = "/metrics",
+    guard: WebGuard | None = None,
+    reloader: Reloader | None = None,
 ) -> web.Application:
     """The aiohttp application; /metrics serves the snapshot and never calls upstream. With a
-    `guard` (--web.config.file), every route is behind its basic auth and gets its headers.
+    `guard` (--web.config.file), every route is behind its basic auth and gets its headers;
+    with a `reloader`, `POST /-/reload` reloads (other methods: 405).
 
     ValueError if `telemetry_path` breaks the rules of `config.web.check_telemetry_path`
     (the config and the flag were checked by the same function; this guards other callers).
@@ -119,6 +135,8 @@ def create_web_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    if reloader is not None:
+        app.router.add_post(RELOAD_PATH, reload_handler(reloader))
     if guard is not None:
         guard.install(app)
     return app

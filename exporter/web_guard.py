@@ -125,6 +125,7 @@ class WebGuard:
         else:
             needs_restart = []
             if tls is not None and self.ssl_context is not None:
+                needs_restart = _kept_client_ca(self.config, config)
                 configure(self.ssl_context, tls)
         self.config = config
         self._take(config)
@@ -171,3 +172,16 @@ class WebGuard:
     async def _add_headers(self, _: web.Request, response: web.StreamResponse) -> None:
         for name, value in self._headers.items():
             response.headers[name] = value
+
+
+def _kept_client_ca(old: WebFileConfig, new: WebFileConfig) -> list[str]:
+    """A client CA loaded into the live context stays trusted (OpenSSL adds CAs, never removes
+    them): say so when the new config drops or replaces it."""
+    before = old.tls_server_config.client_ca_file if old.tls_server_config else None
+    after = new.tls_server_config.client_ca_file if new.tls_server_config else None
+    if before is None or before == after:
+        return []
+    return [
+        "tls_server_config.client_ca_file: the certificates of the previous client CA file "
+        "stay trusted until a restart"
+    ]

@@ -180,7 +180,6 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
     def __init__(self, ctx: CollectorContext, config: MonitorCollectorConfig) -> None:
         super().__init__(ctx, config)
         self._limiter = asyncio.Semaphore(config.concurrency)
-        self._base = f"{ctx.api.base_url}/monitorodata"
         # Keyed by id; `None` (a row without a group) is never a key, so it looks up nothing.
         self._groups: dict[str | None, DesktopGroup] = {}
         self._groups_fetched_at: float | None = None
@@ -190,6 +189,11 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         self._logon_marks = Watermark(started, config.overlap)
         self._failures: Counter[str] = Counter(dict.fromkeys(SESSION_FAILURE_CODE.values(), 0))
         self._logons: dict[str, _Histogram] = {}
+
+    @property
+    def _base(self) -> str:
+        """Read at each request: a reload may move the customer to another API URL."""
+        return f"{self.ctx.api.base_url}/monitorodata"
 
     # -- poll ------------------------------------------------------------------------------
 

@@ -26,6 +26,10 @@ class ConfigError(Exception):
         )
         super().__init__("\n".join(self.messages))
 
+    def report(self) -> str:
+        """What ``--check-config`` prints, and a failed reload logs and answers."""
+        return f"error: {self}"
+
 
 class NestedError(ValueError):
     """Raised by validators to report problems on keys *below* the validated value.

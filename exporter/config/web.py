@@ -49,8 +49,9 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-# Served by the exporter itself (web.py), or reserved for a future reload endpoint.
-RESERVED_PATHS = ("/", "/healthz", "/readyz", "/-/reload")
+# Served by the exporter itself (web.py).
+RELOAD_PATH = "/-/reload"
+RESERVED_PATHS = ("/", "/healthz", "/readyz", RELOAD_PATH)
 # RFC 3986 path characters without '%': what a route matches literally and a scrape config can
 # spell without escaping. '{' and '}' would make aiohttp read the path as a route pattern.
 _TELEMETRY_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/-]*")

@@ -15,7 +15,14 @@ from datetime import timedelta
 from aiohttp import web
 
 from . import errors
-from .state import STATE_KEY, SimCustomer, SimulatorState, TokenInfo
+from .state import (
+    STATE_KEY,
+    SimCustomer,
+    SimulatorState,
+    TokenInfo,
+    TokenRequest,
+    secret_fingerprint,
+)
 
 TOKEN_PATH = "/cctrustoauth2/{customer_id}/tokens/clients"
 TOKEN_PREFIX = "/cctrustoauth2/"
@@ -29,7 +36,7 @@ async def token_handler(request: web.Request) -> web.Response:
     """``POST /cctrustoauth2/{customer_id}/tokens/clients`` (form-encoded client credentials).
 
     ``expires_in`` is sent as a string, as Citrix does. The secret is compared in constant
-    time and never logged, recorded or echoed.
+    time and never logged or echoed; only its fingerprint is recorded (which secret was used).
     """
     state = request.app[STATE_KEY]
     form = await request.post()
@@ -41,9 +48,9 @@ async def token_handler(request: web.Request) -> web.Response:
     if not isinstance(client_id, str) or not isinstance(client_secret, str):
         return _invalid_client()
     customer = state.find_client(client_id)
-    if customer is None or not secrets.compare_digest(
-        customer.client_secret.encode(), client_secret.encode()
-    ):
+    granted = customer is not None and customer.accepts(client_secret)
+    state.token_requests.append(TokenRequest(client_id, secret_fingerprint(client_secret), granted))
+    if customer is None or not granted:
         return _invalid_client()
     path_customer = request.match_info["customer_id"]
     if path_customer not in (ROOT_CUSTOMER, customer.customer_id):

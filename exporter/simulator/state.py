@@ -12,7 +12,9 @@ The clock is injectable (``SimulatorState.now``) so that time-dependent answers 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,7 +152,8 @@ class LicenseScenario:
 
 @dataclass
 class SimCustomer:
-    """A Citrix Cloud customer with one API client (id + secret) allowed to get tokens."""
+    """A Citrix Cloud customer with one API client (id + secret) allowed to get tokens;
+    ``other_secrets`` are accepted too (a secret being rotated: the old one until revoked)."""
 
     customer_id: str
     client_id: str
@@ -160,6 +163,14 @@ class SimCustomer:
     """Monitor Service (OData) rows; empty tenant by default (see ``monitor_tenants``)."""
     observed: ObservedData = field(default_factory=ObservedData)
     """Answers of the observed (undocumented) licensing APIs; all 404 by default."""
+    other_secrets: list[str] = field(default_factory=list, repr=False)
+
+    def accepts(self, secret: str) -> bool:
+        """Whether ``secret`` is one of this client's secrets (compared in constant time)."""
+        return any(
+            secrets.compare_digest(known.encode(), secret.encode())
+            for known in (self.client_secret, *self.other_secrets)
+        )
 
 
 @dataclass
@@ -209,6 +220,20 @@ class RecordedRequest:
     authorization: str | None
 
 
+def secret_fingerprint(secret: str) -> str:
+    """What the simulator records of a client secret: enough to tell two apart, not the secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token request: the client, which secret it sent (`secret_fingerprint`), the answer."""
+
+    client_id: str
+    secret: str
+    granted: bool
+
+
 @dataclass
 class SimulatorState:
     """The whole simulator: customers, faults, tokens, request log and clock."""
@@ -217,6 +242,7 @@ class SimulatorState:
     faults: Faults = field(default_factory=Faults)
     requests: list[RecordedRequest] = field(default_factory=list)
     issued_tokens: dict[str, TokenInfo] = field(default_factory=dict)
+    token_requests: list[TokenRequest] = field(default_factory=list)
     now: Callable[[], datetime] = utcnow
 
     def count(self, path_suffix: str | None = None, method: str | None = None) -> int:

@@ -99,14 +99,34 @@ class ApiClient:
         # The customer's one token manager, on the same transport, retry settings and clock.
         self.tokens = TokenManager(transport, customer, metrics, poll.retry, poll.timeout, clock)
         self.metrics = metrics
-        self.policy = RetryPolicy(poll.retry, jitter)
-        self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
+        self._jitter = jitter
         self._sleep = sleep
         self._clock = clock
-        self._max_response_bytes = poll.max_response_bytes
         self._throttled_until = 0.0
         # Repairs made before any collector sees the data (invalid UTF-8 in a body).
         self._issues = DataIssues(metrics, customer.customer_id, "upstream")
+        self._settings(poll)
+
+    def _settings(self, poll: PollConfig) -> None:
+        self.policy = RetryPolicy(poll.retry, self._jitter)
+        self._timeout = aiohttp.ClientTimeout(total=poll.timeout)
+        self._max_response_bytes = poll.max_response_bytes
+
+    def reconfigure(
+        self, transport: Transport, customer: CustomerConfig, poll: PollConfig, new_token: bool
+    ) -> None:
+        """Apply a reload in place (the collectors hold this client): the new transport, poll
+        settings and customer entry; with `new_token` (credentials or endpoint changed) a new
+        token manager, so the old token is never sent again."""
+        if new_token:
+            self.tokens = TokenManager(
+                transport, customer, self.metrics, poll.retry, poll.timeout, self._clock
+            )
+        else:
+            self.tokens.reconfigure(transport, poll.retry, poll.timeout)
+        self.transport = transport
+        self.customer = customer
+        self._settings(poll)
 
     @property
     def base_url(self) -> str:

@@ -86,6 +86,13 @@ class TokenManager:
         metrics.token_requests.labels(customer.customer_id)
         metrics.token_request_failures.labels(customer.customer_id)
 
+    def reconfigure(self, transport: Transport, retry: RetryConfig, timeout: float) -> None:
+        """A reload that keeps the customer's credentials: the token and its back-off state are
+        kept; the way out and the retry settings are the new ones."""
+        self._transport = transport
+        self.policy = RetryPolicy(retry)
+        self._timeout = timeout
+
     @property
     def url(self) -> str:
         return (
