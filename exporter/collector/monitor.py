@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from ..config import MonitorCollectorConfig
 from ..log import get_logger
-from ..upstream.errors import UpstreamError
+from ..upstream.errors import NotEntitledError, UpstreamError
 from ..upstream.odata import Row, iter_pages
 from .base import Collector, CollectorContext, GaugeSet, SeriesLimitError
 from .fields import check_count
@@ -194,8 +194,19 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
     # -- poll ------------------------------------------------------------------------------
 
     async def poll(self) -> list[Metric]:
+        """A 404 on DesktopGroups, the poll's first query whenever the names are not cached,
+        is "not entitled" (a tenant without DaaS answers 404 to every Monitor query). A 404 on
+        another query, once DesktopGroups answered, is a failure; the names are forgotten so
+        that the next poll asks DesktopGroups first and learns which it is."""
         poll_started = self.ctx.clock()
         await self._refresh_groups()
+        try:
+            return await self._poll_counts(poll_started)
+        except NotEntitledError as err:
+            self._groups_fetched_at = None
+            raise UpstreamError(str(err), err.status) from None
+
+    async def _poll_counts(self, poll_started: float) -> list[Metric]:
         sessions, machines = await asyncio.gather(
             self._grouped(SESSIONS_BY_STATE),
             self._grouped(MACHINES_BY_STATE),

@@ -14,8 +14,8 @@ customer.
 Series: a handful per partner plus six per customer (three more with `active_use`); nothing
 per user. Customers are labelled `tenant_id` (their id) and `tenant_name` (their account name,
 sanitised: valid, printable, trimmed, at most 64 characters); `customer_id` stays the partner's own
-id, as on every other metric. A 404 on one call skips that part; 404 on every call fails the
-poll as "not entitled" (the account is not a partner).
+id, as on every other metric. A 404 on one call skips that part; 404 on every call is
+"not entitled" (the account is not a partner; a state, not a failure: README "Not entitled").
 """
 
 from __future__ import annotations

@@ -334,6 +334,8 @@ class MonitorData:
         self.sessions: list[Row] = []
         self.connection_failures: list[Row] = []
         self.seed = seed
+        # False: a tenant without DaaS; every Monitor query answers 404 (not entitled).
+        self.entitled = True
         self.clock = None if clock is None else _to_utc(clock)
         self.life = life
         self.next_failure_id = 1

@@ -26,6 +26,7 @@ from .. import __version__
 from ..config import CustomerConfig, PollConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
+from .access import access_hint
 from .body import ResponseTooLarge, read_bounded
 from .detail import (
     MAX_ERROR_BODY_BYTES,
@@ -212,6 +213,8 @@ class ApiClient:
             return self._retry_or_raise(message, answer, attempt, txid)
         if status == 404:
             raise NotEntitledError(message, status, txid)
+        if status == 403:
+            message = f"{message}; {access_hint(endpoint)}"
         raise UpstreamError(message, status, txid)
 
     def _retry_or_raise(

@@ -119,9 +119,10 @@ async def test_a_404_call_is_skipped_and_every_404_is_not_entitled(
     sim_state.customers[SEED_CUSTOMER].observed.partner = None  # not a partner: all 404
     text = await rescrape(exporter)
     job = exporter.poller.jobs[0]
-    assert job.status.last_ok is False and "HTTP 404 for every partner call" in str(
-        job.status.last_error
+    assert job.status.last_ok is True and "HTTP 404 for every partner call" in str(
+        job.status.not_entitled
     )
+    assert value(text, "citrix_collector_entitled", collector="partner") == 0
     assert "citrix_partner_" not in text  # dropped at once, not kept until max_staleness
 
 

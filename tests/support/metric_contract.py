@@ -68,6 +68,7 @@ METRICS: dict[str, set[str]] = {
     "citrix_up": _COLLECTOR,
     "citrix_last_success_timestamp_seconds": _COLLECTOR,
     "citrix_collector_duration_seconds": _COLLECTOR,
+    "citrix_collector_entitled": _COLLECTOR,
     "citrix_api_requests_total": {"customer_id", "endpoint", "code"},
     "citrix_token_requests_total": {"customer_id"},
     "citrix_token_request_failures_total": {"customer_id"},

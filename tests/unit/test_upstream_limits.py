@@ -30,6 +30,7 @@ from exporter.config import Config
 from exporter.metrics import SelfMetrics
 from exporter.redact import REDACTOR
 from exporter.runtime import Exporter
+from exporter.upstream.access import access_hint
 from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
@@ -216,7 +217,7 @@ async def test_api_error_body_that_is_not_json_is_not_copied(
     async with open_client(hostile_url) as client:
         with pytest.raises(UpstreamError) as raised:
             await client.get_json("licensing_current", current_url(client))
-    assert str(raised.value) == "licensing_current: HTTP 403"
+    assert str(raised.value) == f"licensing_current: HTTP 403; {access_hint('licensing_current')}"
 
 
 # --- 3. bounded bodies -------------------------------------------------------------------------
@@ -639,7 +640,8 @@ async def test_other_statuses_are_not_retried(
     async with open_client(hostile_url, sleep=recorder) as client:
         with pytest.raises(error) as raised:
             await client.get_json("licensing_current", current_url(client))
-    assert str(raised.value) == f"licensing_current: HTTP {status} (status {status})"
+    hint = f"; {access_hint('licensing_current')}" if status == 403 else ""
+    assert str(raised.value) == f"licensing_current: HTTP {status} (status {status}){hint}"
     assert recorder.delays == []
     assert hostile.count(CURRENT_SUFFIX, BAD) == 1
 
@@ -775,7 +777,8 @@ async def test_transaction_id_header_is_bounded_and_scrubbed(
     async with open_client(hostile_url) as client:
         with pytest.raises(UpstreamError) as raised:
             await client.get_json("licensing_current", current_url(client))
+    hint = access_hint("licensing_current")
     assert str(raised.value).startswith(
-        "licensing_current: HTTP 403 (Access denied) (transaction id <redacted> xxx"
+        f"licensing_current: HTTP 403 (Access denied); {hint} (transaction id <redacted> xxx"
     )
-    assert len(str(raised.value)) < 150
+    assert len(str(raised.value)) < 150 + len(hint)
