@@ -226,6 +226,10 @@ class ApiClient:
         retry_after = self.policy.retry_after(answer.headers, now)
         if retry_after is not None and retry_after > self.policy.max_delay:
             self._throttled_until = now + retry_after
+            # Exported: while it lasts no request is sent, so no 429 is counted to alert on.
+            self.metrics.throttled_until.labels(self.customer.customer_id).set(
+                self._throttled_until
+            )
             raise ThrottledError(
                 f"{message}; Retry-After {retry_after:.0f}s is longer than this poll waits",
                 status,

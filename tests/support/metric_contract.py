@@ -74,6 +74,7 @@ METRICS: dict[str, set[str]] = {
     "citrix_token_request_failures_total": {"customer_id"},
     "citrix_token_expiry_timestamp_seconds": {"customer_id"},
     "citrix_upstream_data_issues_total": _COLLECTOR | {"issue"},
+    "citrix_upstream_throttled_until_timestamp_seconds": {"customer_id"},
     "citrix_exporter_build_info": {"version", "revision", "python_version"},
     # Prometheus' own and prometheus-client's process metrics.
     "up": set(),
