@@ -34,6 +34,8 @@ METRICS: dict[str, set[str]] = {
     "citrix_machines_in_maintenance": _GROUP,
     "citrix_machines_faulted": _GROUP | {"fault_state"},
     "citrix_machines_by_power_state": _GROUP | {"power_state"},
+    "citrix_machines_powered_on": _GROUP,
+    "citrix_machines_unregistered_powered_on": _GROUP,
     "citrix_delivery_group_info": _GROUP | {"delivery_type", "session_support"},
     "citrix_connection_failures_total": {"customer_id", "failure_reason"},
     "citrix_logon_duration_seconds_bucket": _GROUP | {"le"},
