@@ -10,7 +10,7 @@ _LICENSE = {"customer_id", "product", "edition"}
 _GROUP = {"customer_id", "delivery_group"}
 _COLLECTOR = {"customer_id", "collector"}
 _SERVER = {"customer_id", "fqdn"}
-_TENANT = {"customer_id", "tenant_id", "tenant_name"}
+_TENANT = {"customer_id", "tenant_id"}
 # The metric names and labels (besides job and instance) the exporter promises: the contract the
 # dashboards and alert rules are written against. test_alert_rules.py uses it too.
 METRICS: dict[str, set[str]] = {
@@ -63,6 +63,7 @@ METRICS: dict[str, set[str]] = {
     "citrix_partner_onprem_customers": {"customer_id"},
     "citrix_partner_onprem_license_servers": {"customer_id"},
     "citrix_partner_onprem_users": {"customer_id", "kind"},
+    "citrix_partner_tenant_info": _TENANT | {"tenant_name"},
     "citrix_partner_tenant_daas_licenses": _TENANT,
     "citrix_partner_tenant_daas_users": _TENANT,
     "citrix_partner_tenant_daas_overage": _TENANT,
