@@ -745,6 +745,23 @@ def daas() -> Json:
     layout.row("Machines")
     layout.add(
         timeseries(
+            "Usable capacity per delivery group",
+            "Machines that can take sessions: powered on, not in maintenance and registered "
+            "(citrix_machines_powered_on - citrix_machines_unregistered_powered_on). Autoscaled "
+            "groups drop at night by design; a group at 0 while its machines are powered on "
+            "is down (the CitrixDeliveryGroupDown alert).",
+            "short",
+            Q(
+                f"{total('citrix_machines_powered_on', by=GROUP_BY)} - "
+                f"{total('citrix_machines_unregistered_powered_on', by=GROUP_BY)}",
+                GROUP_LEGEND,
+            ),
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
             "Machines by registration state",
             "Active machines by registration state (citrix_machines{registration_state}).",
             "short",
