@@ -82,7 +82,22 @@ DATA_ISSUES = Family(
     "counter",
     ("customer_id", "collector", "issue"),
 )
-FAMILIES = (API_REQUESTS, TOKEN_REQUESTS, TOKEN_REQUEST_FAILURES, TOKEN_EXPIRY, DATA_ISSUES)
+THROTTLED_UNTIL = Family(
+    "citrix_upstream_throttled_until_timestamp_seconds",
+    "Until when no request is sent to Citrix Cloud for the customer, after a Retry-After "
+    "longer than one poll waits (poll.retry.max_delay). A time in the past when that wait is "
+    "over; absent until the first such Retry-After. Throttled now: value > time().",
+    "gauge",
+    ("customer_id",),
+)
+FAMILIES = (
+    API_REQUESTS,
+    TOKEN_REQUESTS,
+    TOKEN_REQUEST_FAILURES,
+    TOKEN_EXPIRY,
+    DATA_ISSUES,
+    THROTTLED_UNTIL,
+)
 
 
 class CustomerSeries(Collector):
@@ -205,6 +220,7 @@ class SelfMetrics:
         self.token_request_failures = LabelledCounter(self.series, TOKEN_REQUEST_FAILURES)
         self.token_expiry = LabelledGauge(self.series, TOKEN_EXPIRY)
         self.data_issues = LabelledCounter(self.series, DATA_ISSUES)
+        self.throttled_until = LabelledGauge(self.series, THROTTLED_UNTIL)
 
 
 def build_info() -> Gauge:

@@ -84,6 +84,16 @@ class PollStatus:
     last_duration: float | None = None
     last_ok: bool | None = None
     last_error: str | None = None
+    # The "not entitled" answer of the last poll (a success: there is nothing to collect),
+    # None when the last poll got anything else.
+    not_entitled: str | None = None
+
+    @property
+    def result(self) -> str:
+        """The last poll's outcome in words, as the landing page shows it."""
+        if self.not_entitled is not None:
+            return "not entitled"
+        return {None: "pending", True: "ok", False: "failed"}[self.last_ok]
 
 
 @dataclass
@@ -145,19 +155,8 @@ class Poller:
         except asyncio.CancelledError:
             raise
         except NotEntitledError as err:
-            self._record_failure(job, started, str(err))
-            self._store.drop(job.key)
-            if self._not_entitled_logged.first(job.key):
-                log.warning(
-                    "customer is not entitled to this product (HTTP 404); will keep checking "
-                    "at the normal interval",
-                    extra={
-                        "customer_id": job.customer_id,
-                        "collector": job.name,
-                        "error": str(err),
-                    },
-                )
-            return False
+            self._record_not_entitled(job, started, str(err))
+            return True
         except UpstreamError as err:
             self._record_failure(job, started, str(err))
             log.error(
@@ -172,29 +171,52 @@ class Poller:
                 extra={"customer_id": job.customer_id, "collector": job.name},
             )
             return False
-        now = self._clock()
-        self._store.publish(job.key, families, now, rendered)
+        self._store.publish(job.key, families, self._record_success(job, started), rendered)
         self._not_entitled_logged.clear(job.key)
-        status.attempts += 1
-        status.last_ok = True
-        status.last_error = None
-        status.last_success_at = now
-        status.last_duration = time.monotonic() - started
+        duration = time.monotonic() - started
         log.debug(
             "poll succeeded",
             extra={
                 "customer_id": job.customer_id,
                 "collector": job.name,
-                "duration_seconds": round(status.last_duration, 3),
+                "duration_seconds": round(duration, 3),
             },
         )
         return True
+
+    def _record_success(
+        self, job: PollJob, started: float, not_entitled: str | None = None
+    ) -> float:
+        """Record a poll that got an answer; returns its time, the result's publication time."""
+        status = job.status
+        now = self._clock()
+        status.attempts += 1
+        status.last_ok = True
+        status.last_error = None
+        status.not_entitled = not_entitled
+        status.last_success_at = now
+        status.last_duration = time.monotonic() - started
+        return now
+
+    def _record_not_entitled(self, job: PollJob, started: float, error: str) -> None:
+        """The documented "not entitled" answer (a 404): the poll succeeded, it learned that
+        there is nothing to collect. `citrix_up` stays 1 and no alert fires; the collector's
+        other series go at once; `citrix_collector_entitled` 0 and the landing page say why."""
+        self._record_success(job, started, error_text(error))
+        self._store.drop(job.key)
+        if self._not_entitled_logged.first(job.key):
+            log.warning(
+                "customer is not entitled to this product (HTTP 404); will keep checking "
+                "at the normal interval",
+                extra={"customer_id": job.customer_id, "collector": job.name, "error": error},
+            )
 
     def _record_failure(self, job: PollJob, started: float, error: str) -> None:
         status = job.status
         status.attempts += 1
         status.last_ok = False
         status.last_error = error_text(error)
+        status.not_entitled = None
         status.last_duration = time.monotonic() - started
         self._store.mark_failed(job.key)
 
@@ -283,7 +305,13 @@ class Poller:
 def _shown(job: PollJob) -> tuple[object, ...]:
     """What the status metrics show of one job: equal tuples render the same series."""
     status = job.status
-    return (job.name, status.last_ok, status.last_success_at, status.last_duration)
+    return (
+        job.name,
+        status.last_ok,
+        status.last_success_at,
+        status.last_duration,
+        status.not_entitled is None,
+    )
 
 
 class StatusCollector(RegistryCollector):
@@ -332,14 +360,22 @@ class StatusCollector(RegistryCollector):
             f"Wall time of the collector's last poll. {STATUS_HELP}",
             labels=labels,
         )
+        entitled = GaugeMetricFamily(
+            "citrix_collector_entitled",
+            "0 if the collector's last poll got the documented 'not entitled' answer (HTTP 404: "
+            "the customer has no such product; its other series are absent, citrix_up stays 1), "
+            f"else 1. {STATUS_HELP}",
+            labels=labels,
+        )
         for job in jobs:
             status = job.status
             key = [job.customer_id, job.name]
             if status.last_ok is None:
                 continue  # no poll yet: absent rather than a misleading 0
             up.add_metric(key, 1.0 if status.last_ok else 0.0)
+            entitled.add_metric(key, 0.0 if status.not_entitled is not None else 1.0)
             if status.last_success_at is not None:
                 last_success.add_metric(key, status.last_success_at)
             if status.last_duration is not None:
                 duration.add_metric(key, status.last_duration)
-        return [up, last_success, duration]
+        return [up, last_success, duration, entitled]

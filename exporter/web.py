@@ -35,7 +35,6 @@ def landing_page(poller: Poller, telemetry_path: str) -> str:
     rows = []
     for job in poller.jobs:
         status = job.status
-        result = {None: "pending", True: "ok", False: "failed"}[status.last_ok]
         rows.append(
             "<tr>"
             + "".join(
@@ -44,10 +43,10 @@ def landing_page(poller: Poller, telemetry_path: str) -> str:
                     job.customer_id,
                     job.name,
                     format_duration(job.interval),
-                    result,
+                    status.result,
                     _when(status.last_attempt_at),
                     _when(status.last_success_at),
-                    status.last_error or "",
+                    status.last_error or status.not_entitled or "",
                 )
             )
             + "</tr>"

@@ -370,13 +370,25 @@ def licensing() -> Json:
 OBSERVED_NOTE = " Empty unless the {} collector is enabled (an observed, undocumented API)."
 NO_PRODUCT = ("product",)
 SERVER_BY = "customer_id, fqdn"
-TENANT_BY = "customer_id, tenant_id, tenant_name"
+TENANT_BY = "customer_id, tenant_id"
+INFO_BY = "customer_id, tenant_id, tenant_name"
 ZERO_ONE = thresholds("red", (1, "green"))
 
 
 def per(metric: str, by: str, *extra: str) -> str:
     """max by (`by`) of a metric without a product label (max folds exporter replicas)."""
     return f"max by ({by}) ({LIC(metric, *extra, without=NO_PRODUCT)})"
+
+
+def named(expr: str) -> str:
+    """A per-tenant `expr` with the tenant's account name, joined from its info series."""
+    info = per("citrix_partner_tenant_info", INFO_BY)
+    return f"{expr} * on ({TENANT_BY}) group_left (tenant_name) {info}"
+
+
+def onprem_users(by: str) -> str:
+    """On-premises users, paid plus free (there is no kind="total": the sum is the total)."""
+    return f"sum by ({by}) ({per('citrix_partner_tenant_onprem_users', by + ', kind')})"
 
 
 def concurrent_rows(layout: Layout) -> None:
@@ -567,7 +579,7 @@ def partner_rows(layout: Layout) -> None:
         stat(
             "On-premises users",
             "Users of on-premises Citrix Virtual Apps and Desktops across the partner's "
-            "customers, total, paid and free, as the partner summary states "
+            "customers, paid and free (their sum is the total), as the partner summary states "
             "(citrix_partner_onprem_users), and the License Servers it counts "
             "(citrix_partner_onprem_license_servers)." + note,
             "short",
@@ -584,32 +596,31 @@ def partner_rows(layout: Layout) -> None:
     layout.add(
         table(
             "Partner customers",
-            "Each of the partner's customers (tenant id and account name): Citrix DaaS "
-            "licenses, users and overage (the CitrixPartnerCustomerOverage alert fires above "
-            "0), and on-premises users, total, paid and free. Customers in overage come first."
-            + note,
+            "Each of the partner's customers (tenant id, and the account name from "
+            "citrix_partner_tenant_info): Citrix DaaS licenses, users and overage (the "
+            "CitrixPartnerCustomerOverage alert fires above 0), and on-premises users, paid "
+            "and free (their sum is the total). Customers in overage come first." + note,
             "short",
             {"customer_id": "Partner", "tenant_id": "Customer id", "tenant_name": "Account"},
             [
                 Column(
                     "DaaS overage",
-                    per("citrix_partner_tenant_daas_overage", TENANT_BY),
+                    named(per("citrix_partner_tenant_daas_overage", TENANT_BY)),
                     steps=thresholds("green", (1, "red")),
                     cell="color-background",
                 ),
-                Column("DaaS licenses", per("citrix_partner_tenant_daas_licenses", TENANT_BY)),
-                Column("DaaS users", per("citrix_partner_tenant_daas_users", TENANT_BY)),
                 Column(
-                    "On-prem users",
-                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="total"'),
+                    "DaaS licenses", named(per("citrix_partner_tenant_daas_licenses", TENANT_BY))
                 ),
+                Column("DaaS users", named(per("citrix_partner_tenant_daas_users", TENANT_BY))),
+                Column("On-prem users", named(onprem_users(TENANT_BY))),
                 Column(
                     "On-prem paid",
-                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="paid"'),
+                    named(per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="paid"')),
                 ),
                 Column(
                     "On-prem free",
-                    per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="free"'),
+                    named(per("citrix_partner_tenant_onprem_users", TENANT_BY, 'kind="free"')),
                 ),
             ],
             sort_by="DaaS overage",
@@ -732,6 +743,23 @@ def daas() -> Json:
     )
 
     layout.row("Machines")
+    layout.add(
+        timeseries(
+            "Usable capacity per delivery group",
+            "Machines that can take sessions: powered on, not in maintenance and registered "
+            "(citrix_machines_powered_on - citrix_machines_unregistered_powered_on). Autoscaled "
+            "groups drop at night by design; a group at 0 while its machines are powered on "
+            "is down (the CitrixDeliveryGroupDown alert).",
+            "short",
+            Q(
+                f"{total('citrix_machines_powered_on', by=GROUP_BY)} - "
+                f"{total('citrix_machines_unregistered_powered_on', by=GROUP_BY)}",
+                GROUP_LEGEND,
+            ),
+        ),
+        12,
+        8,
+    )
     layout.add(
         timeseries(
             "Machines by registration state",

@@ -4,7 +4,8 @@
 LicenseModel=Concurrent` answers `currentCcu{totalLicenseCount, assignedLicenseCount,
 reportTime}` and three peaks, `last24HoursPeak`, `monthPeak` and `allTimePeak`, each
 `{assignedLicenseCount, reportTime}`. A 404 means the customer has no concurrent licenses
-(not entitled: `citrix_up` 0, values removed, logged once).
+(not entitled: `citrix_collector_entitled` 0, values removed, logged once; README "Not
+entitled").
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from ..config import MonitorCollectorConfig
 from ..log import get_logger
-from ..upstream.errors import UpstreamError
+from ..upstream.errors import NotEntitledError, UpstreamError
 from ..upstream.odata import Row, iter_pages
 from .base import Collector, CollectorContext, GaugeSet, SeriesLimitError
 from .fields import check_count
@@ -59,13 +59,19 @@ ENDPOINTS = {
 UNKNOWN_GROUP_REFRESH_SECONDS = 60.0
 # The zero-filled series of one active delivery group: sessions by state, machines by
 # registration state, in maintenance, faulted by fault state, by power state, and the info.
+# Then powered on (and not in maintenance), and of those the unregistered: 2 more.
 SERIES_PER_GROUP = (
     len(CONNECTION_STATE) + len(REGISTRATION_STATE) + 1 + len(FAULTED_STATES)
-    + len(POWER_STATE) + 1
+    + len(POWER_STATE) + 1 + 2
 )  # fmt: skip
-# With `omit_zero_states` only in maintenance and the info are sure to be there; the state
-# series that are not 0 come from upstream counts, already in memory (poller checks them).
-SERIES_PER_GROUP_OMITTING_ZEROS = 2
+# With `omit_zero_states` only the series without a state label (in maintenance, powered on,
+# unregistered powered on) and the info are sure to be there; the state series that are not 0
+# come from upstream counts, already in memory (poller checks them).
+SERIES_PER_GROUP_OMITTING_ZEROS = 4
+# Only "on" is powered on: a machine turning on is unregistered for a while by design, and an
+# unmanaged one (no power management: Remote PC, physical) has no power state to go by.
+POWERED_ON = POWER_STATE[3]
+UNREGISTERED = REGISTRATION_STATE[2]
 
 
 def odata_datetime(timestamp: float) -> str:
@@ -198,8 +204,19 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
     # -- poll ------------------------------------------------------------------------------
 
     async def poll(self) -> list[Metric]:
+        """A 404 on DesktopGroups, the poll's first query whenever the names are not cached,
+        is "not entitled" (a tenant without DaaS answers 404 to every Monitor query). A 404 on
+        another query, once DesktopGroups answered, is a failure; the names are forgotten so
+        that the next poll asks DesktopGroups first and learns which it is."""
         poll_started = self.ctx.clock()
         await self._refresh_groups()
+        try:
+            return await self._poll_counts(poll_started)
+        except NotEntitledError as err:
+            self._groups_fetched_at = None
+            raise UpstreamError(str(err), err.status) from None
+
+    async def _poll_counts(self, poll_started: float) -> list[Metric]:
         sessions, machines = await asyncio.gather(
             self._grouped(SESSIONS_BY_STATE),
             self._grouped(MACHINES_BY_STATE),
@@ -323,16 +340,22 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         maintenance: Counter[tuple[str, str]] = Counter()
         faulted: Counter[tuple[str, str]] = Counter()
         power: Counter[tuple[str, str]] = Counter()
+        powered_on: Counter[tuple[str, str]] = Counter()  # and not in maintenance
+        unregistered_on: Counter[tuple[str, str]] = Counter()  # of those, unregistered
         for key, count in counts.items():
             group_id, reg, power_state, fault, in_maintenance = key
             group = self._group_name(group_id)
             reg_name = self._enum(REGISTRATION_STATE, reg, "CurrentRegistrationState")
             registration[(group, reg_name)] += count
-            power[(group, self._enum(POWER_STATE, power_state, "CurrentPowerState"))] += count
+            power_name = self._enum(POWER_STATE, power_state, "CurrentPowerState")
+            power[(group, power_name)] += count
             fault_name = self._enum(FAULT_STATE, fault, "FaultState")
             if fault_name in FAULTED_STATES.values():
                 faulted[(group, fault_name)] += count
             maintenance[(group, "")] += count if in_maintenance is True else 0
+            usable = power_name == POWERED_ON and in_maintenance is not True
+            powered_on[(group, "")] += count if usable else 0
+            unregistered_on[(group, "")] += count if usable and reg_name == UNREGISTERED else 0
         # (metric, help, state label, counts, the states a live group shows, 0 or not, unless
         # omit_zero_states; maintenance has no state and always shows)
         metrics: tuple[tuple[str, str, str, Counter[tuple[str, str]], Iterable[str]], ...] = (
@@ -348,6 +371,14 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
             ("citrix_machines_by_power_state",
              "Active machines by CurrentPowerState.",
              "power_state", power, POWER_STATE.values()),
+            ("citrix_machines_powered_on",
+             "Active machines powered on (CurrentPowerState on) and not in maintenance mode: "
+             "the ones expected to be registered.",
+             "", powered_on, ("",)),
+            ("citrix_machines_unregistered_powered_on",
+             "Of citrix_machines_powered_on, those unregistered: all of them is a delivery "
+             "group down; powered-off machines (autoscale at night) are not counted.",
+             "", unregistered_on, ("",)),
         )  # fmt: skip
         cid = self.ctx.customer_id
         gauges = GaugeSet(["customer_id", "delivery_group"], HELP_SUFFIX)

@@ -11,11 +11,14 @@ customer (`/{partnerId}/activeuse/partner/tenant/cloud/cvad/current?customer=...
 `ccuActiveUse` and `udActiveUse`), is optional (`active_use`), as it costs one request per
 customer.
 
-Series: a handful per partner plus six per customer (three more with `active_use`); nothing
-per user. Customers are labelled `tenant_id` (their id) and `tenant_name` (their account name,
-sanitised: valid, printable, trimmed, at most 64 characters); `customer_id` stays the partner's own
-id, as on every other metric. A 404 on one call skips that part; 404 on every call fails the
-poll as "not entitled" (the account is not a partner).
+Series: a handful per partner plus six per customer (two more with `active_use`); nothing
+per user. Customers are labelled `tenant_id` (their id); their account name (sanitised: valid,
+printable, trimmed, at most 64 characters) is on one info series per customer,
+`citrix_partner_tenant_info{tenant_id, tenant_name} 1`, joined by `tenant_id`, so free text
+sits on no figure. Users are `kind="paid"` and `kind="free"` only: their sum is the total (a
+`kind="total"` beside them made `sum` count every user twice). `customer_id` stays the
+partner's own id, as on every other metric. A 404 on one call skips that part; 404 on every call is
+"not entitled" (the account is not a partner; a state, not a failure: README "Not entitled").
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ from .observed import NAME_LIMIT, UniqueKeys, object_list, observed_url, text_la
 log = get_logger("partner")
 
 LABELS = ["customer_id"]
-TENANT_LABELS = ["customer_id", "tenant_id", "tenant_name"]
+TENANT_LABELS = ["customer_id", "tenant_id"]
+INFO_LABELS = ["customer_id", "tenant_id", "tenant_name"]
 HELP_SUFFIX = "Polled from the Citrix Cloud partner licensing API every partner interval."
 ID_KEYS = ("customerId", "orgId")
 NAME_KEYS = ("accountName", "customerName")
 LIST_KEY = "customers"
 
-ONPREM_USERS = (("total", "totalUsers"), ("paid", "paidUsers"), ("free", "freeUsers"))
+# The parts only: the total (totalUsers) is their sum.
+ONPREM_USERS = (("paid", "paidUsers"), ("free", "freeUsers"))
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Tenant:
 
     @property
     def labels(self) -> list[str]:
-        return [self.tenant_id, self.name]
+        return [self.tenant_id]
 
 
 class PartnerCollector(Collector[PartnerCollectorConfig]):
@@ -71,7 +76,7 @@ class PartnerCollector(Collector[PartnerCollectorConfig]):
         config = self.config
         summary = GaugeSet(LABELS, HELP_SUFFIX)
         tenants = GaugeSet(TENANT_LABELS, HELP_SUFFIX)
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # tenant id -> its name, as first listed
         listed = False
 
         data = await self._get("partner_onprem_summary", config.onprem_summary_path)
@@ -84,14 +89,14 @@ class PartnerCollector(Collector[PartnerCollectorConfig]):
         if data is not None:
             listed = True
             for tenant in self._tenants(data, "onprem_customers"):
-                seen.add(tenant.tenant_id)
+                seen.setdefault(tenant.tenant_id, tenant.name)
                 self._onprem_tenant(tenants, tenant)
         data = await self._get("partner_daas_customers", config.daas_customers_path)
         if data is not None:
             listed = True
             daas = self._tenants(data, "daas_customers")
             for tenant in daas:
-                seen.add(tenant.tenant_id)
+                seen.setdefault(tenant.tenant_id, tenant.name)
                 self._daas_tenant(tenants, tenant)
             if config.active_use:
                 await self._active_use(tenants, daas)
@@ -107,7 +112,19 @@ class PartnerCollector(Collector[PartnerCollectorConfig]):
                 [self.ctx.customer_id],
                 len(seen),
             )
-        return summary.families() + tenants.families()
+        return summary.families() + tenants.families() + self._tenant_info(seen)
+
+    def _tenant_info(self, names: dict[str, str]) -> list[Metric]:
+        info = GaugeSet(INFO_LABELS, HELP_SUFFIX)
+        for tenant_id, name in names.items():
+            info.add(
+                "citrix_partner_tenant_info",
+                "Always 1 for each of the partner's customers; tenant_name is its account "
+                "name. Join on tenant_id: the figures carry the id only.",
+                [self.ctx.customer_id, tenant_id, name],
+                1,
+            )
+        return info.families()
 
     def _is_object(self, data: Any, path: str) -> bool:
         """True for a JSON object; anything but None (not called, 204, 404) is reported."""
@@ -159,7 +176,8 @@ class PartnerCollector(Collector[PartnerCollectorConfig]):
             gauges.add(
                 "citrix_partner_onprem_users",
                 "Users of on-premises Citrix Virtual Apps and Desktops across the "
-                "partner's customers, total, paid or free, as the summary states.",
+                "partner's customers, paid or free (their sum is the total), as the summary "
+                "states.",
                 labels,
                 self.fields.count(data, key, f"onprem_summary.{key}"),
                 {"kind": kind},
@@ -220,7 +238,7 @@ class PartnerCollector(Collector[PartnerCollectorConfig]):
             gauges.add(
                 "citrix_partner_tenant_onprem_users",
                 "Users of on-premises Citrix Virtual Apps and Desktops of one of the "
-                "partner's customers: total, paid or free.",
+                "partner's customers: paid or free (their sum is the total).",
                 labels,
                 self.fields.count(tenant.figures, key, f"onprem_customers.{key}"),
                 {"kind": kind},

@@ -8,7 +8,7 @@ name as the `product` label, so the licensing alerts and dashboard cover them to
 
 A 404 for one product means the customer is not entitled to it: that product's series are
 removed quietly (logged once) and the others stay. Only when every product answers 404 is the
-poll failed as "not entitled".
+poll "not entitled" (a state, not a failure: README "Not entitled").
 """
 
 from __future__ import annotations

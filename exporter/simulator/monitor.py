@@ -26,9 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .odata import BOOLEAN, DATETIME, GUID, INT32, INT64, STRING, EntitySet, Navigation
+
+if TYPE_CHECKING:
+    from .autoscale import Autoscale
 
 Row = dict[str, Any]
 
@@ -334,6 +337,10 @@ class MonitorData:
         self.sessions: list[Row] = []
         self.connection_failures: list[Row] = []
         self.seed = seed
+        # False: a tenant without DaaS; every Monitor query answers 404 (not entitled).
+        self.entitled = True
+        # An autoscaled delivery group whose machines follow the clock (autoscale.py).
+        self.autoscale: Autoscale | None = None
         self.clock = None if clock is None else _to_utc(clock)
         self.life = life
         self.next_failure_id = 1
@@ -661,6 +668,13 @@ class MonitorData:
     # -- life ----------------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> int:
+        """Advance a living tenant to ``now`` (`_advance`), then its autoscaled group."""
+        steps = self._advance(now)
+        if self.autoscale is not None:
+            self.autoscale.follow(self, _to_utc(now))
+        return steps
+
+    def _advance(self, now: datetime) -> int:
         """Advance a living tenant to ``now``; returns the number of steps simulated.
 
         Time is cut in ``life.step_seconds`` steps aligned on the epoch; step ``k`` uses its
@@ -731,6 +745,7 @@ class MonitorData:
             for m in self.machines
             if m["CurrentRegistrationState"] == RegistrationState.REGISTERED
             and m["Id"] not in self._recoveries
+            and (self.autoscale is None or m["DesktopGroupId"] != self.autoscale.group_id)
         ]
         if not candidates:
             return

@@ -156,6 +156,8 @@ async def entity_set_handler(request: web.Request) -> web.Response:
     customer = request[CUSTOMER_KEY]
     faults = state.faults
     monitor = customer.monitor
+    if not monitor.entitled:
+        return _not_found(request)
     monitor.tick(state.now())
 
     params = list(request.query.items())

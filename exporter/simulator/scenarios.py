@@ -6,7 +6,10 @@
   path (healthy, in overage, licences about to expire), with usage drifting slowly with the
   clock so dashboards look alive, yet reproducible for a given time. Each also has a small
   living Monitor tenant (3 delivery groups, the third with unregistered machines; sessions
-  come and go, failures trickle in as the clock moves).
+  come and go, failures trickle in as the clock moves); acme-demo's has a fourth,
+  autoscaled group (``DG-Autoscale``) powered off at night by the clock
+  (:mod:`~exporter.simulator.autoscale`); :func:`autoscale_night` and
+  :func:`autoscale_outage` pin it in one state for tests.
 
 * :func:`observed_state` adds answers of the observed (undocumented) licensing APIs to the
   seed customer: a concurrent-model summary, Secure Private Access usage (Endpoint Management
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+from .autoscale import STATES, add_autoscaled_group
 from .monitor_tenants import make_demo_tenant, seed_tenant
 from .observed_data import (
     CcuPeak,
@@ -108,15 +112,43 @@ _DEMO_MONITOR = {
 }
 
 
+# Demo tenants with an autoscaled delivery group (autoscale.py), and its machines.
+_DEMO_AUTOSCALED = {"acme-demo": 6}
+
+
 def _demo_customer(customer_id: str, licensing: LicenseScenario, now: datetime) -> SimCustomer:
     seed, sessions, machines = _DEMO_MONITOR[customer_id]
+    monitor = make_demo_tenant(now, seed=seed, sessions=sessions, machines=machines)
+    if customer_id in _DEMO_AUTOSCALED:
+        add_autoscaled_group(monitor, _DEMO_AUTOSCALED[customer_id], now)
     return SimCustomer(
         customer_id=customer_id,
         client_id=f"{customer_id}-client",
         client_secret=f"{customer_id}-secret",
         licensing=licensing,
-        monitor=make_demo_tenant(now, seed=seed, sessions=sessions, machines=machines),
+        monitor=monitor,
     )
+
+
+def pin_autoscale(state: SimulatorState, pinned: str | None) -> None:
+    """Pin every autoscaled group of `state` in one of `autoscale.STATES` (None: follow the
+    clock again); the tenants show it from their next OData request."""
+    if pinned is not None and pinned not in STATES:
+        raise ValueError(f"autoscale state must be one of {', '.join(STATES)}")
+    for customer in state.customers.values():
+        if customer.monitor.autoscale is not None:
+            customer.monitor.autoscale.pinned = pinned
+
+
+def autoscale_night(state: SimulatorState) -> None:
+    """The nightly state: the autoscaled group's machines off and unregistered but one, on
+    and registered. Unregistered machines, yet no outage: no alert should fire."""
+    pin_autoscale(state, "night")
+
+
+def autoscale_outage(state: SimulatorState) -> None:
+    """The outage: the autoscaled group's machines all powered on and none registered."""
+    pin_autoscale(state, "outage")
 
 
 def _demo_licensing(

@@ -26,6 +26,7 @@ from .. import __version__
 from ..config import CustomerConfig, PollConfig
 from ..log import get_logger
 from ..metrics import DataIssues, SelfMetrics
+from .access import access_hint
 from .body import ResponseTooLarge, read_bounded
 from .detail import (
     MAX_ERROR_BODY_BYTES,
@@ -232,6 +233,8 @@ class ApiClient:
             return self._retry_or_raise(message, answer, attempt, txid)
         if status == 404:
             raise NotEntitledError(message, status, txid)
+        if status == 403:
+            message = f"{message}; {access_hint(endpoint)}"
         raise UpstreamError(message, status, txid)
 
     def _retry_or_raise(
@@ -243,6 +246,10 @@ class ApiClient:
         retry_after = self.policy.retry_after(answer.headers, now)
         if retry_after is not None and retry_after > self.policy.max_delay:
             self._throttled_until = now + retry_after
+            # Exported: while it lasts no request is sent, so no 429 is counted to alert on.
+            self.metrics.throttled_until.labels(self.customer.customer_id).set(
+                self._throttled_until
+            )
             raise ThrottledError(
                 f"{message}; Retry-After {retry_after:.0f}s is longer than this poll waits",
                 status,

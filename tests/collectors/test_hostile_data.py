@@ -307,7 +307,7 @@ async def test_ten_thousand_delivery_groups_fail_that_poll_only(hostile, scrape)
     assert value(text, "citrix_up", customer_id="bad1", collector="monitor") == 0
     assert value(text, "citrix_up", customer_id="bad1", collector="licensing") == 1
     [job] = [j for j in exporter.poller.jobs if j.key == ("bad1", "monitor")]
-    assert "320,000 series (10,000 groups)" in str(job.status.last_error)  # 32 per group
+    assert "340,000 series (10,000 groups)" in str(job.status.last_error)  # 34 per group
     assert "poll.max_series (20,000)" in str(job.status.last_error)
     assert "citrix_sessions{" not in text
     assert len(text.encode()) < 40_000

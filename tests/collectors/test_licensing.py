@@ -96,14 +96,15 @@ async def test_no_history_in_range_is_not_an_error(base_url, exporter_factory, s
     assert value(text, "citrix_up", collector="licensing") == 1
 
 
-async def test_not_entitled_is_up_zero_and_logged_once(
+async def test_not_entitled_is_a_state_not_a_failure_and_logged_once(
     base_url, exporter_factory, sim_state, caplog
 ):
     sim_state.customers[SEED_CUSTOMER].licensing.entitled = False
     exporter = await exporter_factory(make_config(base_url))
     for _ in range(3):
         text = await poll(exporter)
-    assert value(text, "citrix_up", collector="licensing") == 0
+    assert value(text, "citrix_up", collector="licensing") == 1
+    assert value(text, "citrix_collector_entitled", collector="licensing") == 0
     assert "citrix_licenses_available{" not in text
     assert sum("not entitled" in r.getMessage() for r in caplog.records) == 1
     # Keeps polling at the normal pace: one current call per poll, no retries.
@@ -111,6 +112,7 @@ async def test_not_entitled_is_up_zero_and_logged_once(
     sim_state.customers[SEED_CUSTOMER].licensing.entitled = True
     text = await poll(exporter)
     assert value(text, "citrix_up", collector="licensing") == 1
+    assert value(text, "citrix_collector_entitled", collector="licensing") == 1
 
 
 @pytest.fixture

@@ -65,6 +65,14 @@ def assert_tenant_figures(text: str) -> None:
     assert value(text, power, delivery_group="Finance", power_state="off") == 1
     assert value(text, power, delivery_group="Call Center", power_state="on") == 3
     assert value(text, power, delivery_group="Finance", power_state="turning_on") == 0
+    # Powered on and not in maintenance (Finance's maintenance machine and its powered-off one
+    # are left out), and of those the unregistered: what a delivery group outage is made of.
+    on, unregistered_on = "citrix_machines_powered_on", "citrix_machines_unregistered_powered_on"
+    assert value(text, on, delivery_group="Finance") == 4
+    assert value(text, unregistered_on, delivery_group="Finance") == 0
+    assert value(text, on, delivery_group="Call Center") == 3
+    assert value(text, unregistered_on, delivery_group="Call Center") == 1
+    assert value(text, on, delivery_group="unknown") == 1
     info = "citrix_delivery_group_info"
     assert value(
         text, info, delivery_group="Finance", delivery_type="desktops_and_apps",

@@ -551,14 +551,14 @@ async def test_a_new_group_is_looked_up_once_the_names_are_a_minute_old(
 @pytest.mark.parametrize(
     ("max_series", "error"),
     [
-        (63, "result has 64 series (2 groups), more than poll.max_series (63); not published"),
-        (64, "series, more than poll.max_series (64); not published"),  # the whole result
+        (67, "result has 68 series (2 groups), more than poll.max_series (67); not published"),
+        (68, "series, more than poll.max_series (68); not published"),  # the whole result
     ],
 )
 async def test_the_zero_filled_series_are_checked_before_they_are_built(
     base_url, exporter_factory: Factory, sim_state: SimulatorState, max_series: int, error: str
 ):
-    """Two live groups make 2 x 32 zero-filled series; the collector refuses more than the
+    """Two live groups make 2 x 34 zero-filled series; the collector refuses more than the
     cap before building them (its message names the groups), at the cap it builds them and
     the poller refuses the whole, larger, result."""
     use(sim_state, build_tenant())
@@ -573,7 +573,7 @@ async def test_the_zero_filled_series_are_checked_before_they_are_built(
     assert not await exporter.poller.run_all_once()
     last_error = exporter.poller.jobs[0].status.last_error or ""
     assert error in last_error
-    assert ("groups)" in last_error) == (max_series == 63)
+    assert ("groups)" in last_error) == (max_series == 67)
 
 
 # -- what /metrics shows ---------------------------------------------------------------------
@@ -601,6 +601,11 @@ async def test_help_text_and_label_names_of_every_monitor_family(
         "citrix_machines_faulted": "Active machines with a fault (FaultState other than "
         "unknown or none).",
         "citrix_machines_by_power_state": "Active machines by CurrentPowerState.",
+        "citrix_machines_powered_on": "Active machines powered on (CurrentPowerState on) and "
+        "not in maintenance mode: the ones expected to be registered.",
+        "citrix_machines_unregistered_powered_on": "Of citrix_machines_powered_on, those "
+        "unregistered: all of them is a delivery group down; powered-off machines (autoscale "
+        "at night) are not counted.",
         "citrix_delivery_group_info": "Always 1 for each active delivery group with machines "
         "or sessions; labels describe it.",
         "citrix_connection_failures_total": "Connection failures (ConnectionFailureLogs rows) "
@@ -616,6 +621,8 @@ async def test_help_text_and_label_names_of_every_monitor_family(
         "citrix_machines_in_maintenance": {"customer_id", "delivery_group"},
         "citrix_machines_faulted": {"customer_id", "delivery_group", "fault_state"},
         "citrix_machines_by_power_state": {"customer_id", "delivery_group", "power_state"},
+        "citrix_machines_powered_on": {"customer_id", "delivery_group"},
+        "citrix_machines_unregistered_powered_on": {"customer_id", "delivery_group"},
         "citrix_delivery_group_info": {
             "customer_id", "delivery_group", "delivery_type", "session_support",
         },

@@ -164,9 +164,9 @@ async def test_poll_default_and_customer_override(
 async def test_a_cap_the_zero_filled_result_exceeds_lets_the_omitting_one_through(
     base_url, exporter_factory, tenant
 ):
-    """63 series: the zero-filled result (2 x 32 per group, checked before it is built) is
-    refused; without the zeros the result is 16 state series, 3 in maintenance, 2 info, and
-    failures and logons, within the cap."""
+    """63 series: the zero-filled result (2 x 34 per group, checked before it is built) is
+    refused; without the zeros the result is 16 state series, 3 each in maintenance, powered
+    on and unregistered powered on, 2 info, and failures and logons, within the cap."""
     customer = monitor_customer({})
     filled = await exporter_factory(make_config(base_url, [customer], max_series=63))
     assert not await filled.poller.run_all_once()

@@ -91,7 +91,9 @@ async def test_products_entitlement_lost_removes_only_that_product(
 async def test_products_all_404_is_not_entitled(base_url, exporter_factory, sim_state):
     sim_state.customers[SEED_CUSTOMER].observed.products.clear()
     _, text = await scrape(exporter_factory, observed_config(base_url, products={}))
-    assert value(text, "citrix_up", collector="products") == 0
+    # Not entitled is a state, not a failure (issue 14): up, and entitled 0.
+    assert value(text, "citrix_up", collector="products") == 1
+    assert value(text, "citrix_collector_entitled", collector="products") == 0
     assert "citrix_licenses_available{" not in text
 
 
@@ -138,7 +140,9 @@ async def test_concurrent_values(base_url, exporter_factory, sim_state):
 async def test_concurrent_404_is_not_entitled(base_url, exporter_factory, sim_state):
     sim_state.customers[SEED_CUSTOMER].observed.ccu = None
     _, text = await scrape(exporter_factory, observed_config(base_url, concurrent={}))
-    assert value(text, "citrix_up", collector="concurrent") == 0
+    # Not entitled is a state, not a failure (issue 14): up, and entitled 0.
+    assert value(text, "citrix_up", collector="concurrent") == 1
+    assert value(text, "citrix_collector_entitled", collector="concurrent") == 0
     assert "citrix_licenses_concurrent_available{" not in text
 
 
@@ -196,8 +200,10 @@ async def test_license_servers_without_usage_this_month(base_url, exporter_facto
 async def test_license_servers_404_is_not_entitled(base_url, exporter_factory, sim_state):
     sim_state.customers[SEED_CUSTOMER].observed.license_servers = None
     _, text = await scrape(exporter_factory, observed_config(base_url, license_servers={}))
-    assert value(text, "citrix_up", collector="license_servers") == 0
-    assert "citrix_license_server_" not in text.split("citrix_up")[0]
+    # Not entitled is a state, not a failure (issue 14): up, and entitled 0.
+    assert value(text, "citrix_up", collector="license_servers") == 1
+    assert value(text, "citrix_collector_entitled", collector="license_servers") == 0
+    assert "citrix_license_server_" not in text
 
 
 async def test_license_servers_usage_path_can_be_switched_off(

@@ -14,11 +14,16 @@ from tests.support.observed_helpers import fixed_state, observed_config, rescrap
 
 CID = {"customer_id": SEED_CUSTOMER}
 ODD_NAME = "Ünïcode Customer 0000 with a very long account name that goes on"
-T0 = {**CID, "tenant_id": "tenant0000", "tenant_name": ODD_NAME}
-T1 = {**CID, "tenant_id": "tenant0001", "tenant_name": "Customer 0001 Ltd"}
-T2 = {**CID, "tenant_id": "tenant0002", "tenant_name": "Customer 0002 Ltd"}
-SUMMARY_SERIES = 10  # 5 on-premises + 4 DaaS summary figures + citrix_partner_customers
-TENANT_SERIES = 6  # on-premises users total/paid/free + DaaS licenses/users/overage
+T0 = {**CID, "tenant_id": "tenant0000"}
+T1 = {**CID, "tenant_id": "tenant0001"}
+T2 = {**CID, "tenant_id": "tenant0002"}
+NAMES = {
+    "tenant0000": ODD_NAME,
+    "tenant0001": "Customer 0001 Ltd",
+    "tenant0002": "Customer 0002 Ltd",
+}
+SUMMARY_SERIES = 9  # 4 on-premises + 4 DaaS summary figures + citrix_partner_customers
+TENANT_SERIES = 6  # on-premises users paid/free + DaaS licenses/users/overage + the info
 
 
 @pytest.fixture
@@ -37,7 +42,6 @@ async def test_partner_summary_and_per_customer_values(base_url, exporter_factor
     # 53/58/67 (tenant 0 is in overage by 3).
     expected = {
         ("citrix_partner_customers", ()): 3,
-        ("citrix_partner_onprem_users", (("kind", "total"),)): 63,
         ("citrix_partner_onprem_users", (("kind", "paid"),)): 60,
         ("citrix_partner_onprem_users", (("kind", "free"),)): 3,
         ("citrix_partner_onprem_license_servers", ()): 37,
@@ -49,8 +53,9 @@ async def test_partner_summary_and_per_customer_values(base_url, exporter_factor
     }
     for (name, extra), number in expected.items():
         assert value(text, name, **CID, **dict(extra)) == number, name
+    # No kind="total" beside its parts: sum() counts every user once.
+    assert value(text, "citrix_partner_onprem_users", kind="total", **CID) is None
     per_tenant = {
-        "total": (20, 21, 22),
         "paid": (20, 20, 20),
         "free": (0, 1, 2),
     }
@@ -65,6 +70,13 @@ async def test_partner_summary_and_per_customer_values(base_url, exporter_factor
         for labels, number in zip((T0, T1, T2), numbers, strict=True):
             assert value(text, name, **labels) == number, name
     assert len(partner_series(text)) == SUMMARY_SERIES + 3 * TENANT_SERIES
+    # Names only on the info series, one per customer, joined by tenant_id.
+    for labels in (T0, T1, T2):
+        name = NAMES[labels["tenant_id"]]
+        assert value(text, "citrix_partner_tenant_info", tenant_name=name, **labels) == 1
+    assert 'tenant_name="' not in "".join(
+        line for line in text.splitlines() if not line.startswith("citrix_partner_tenant_info{")
+    )
     assert "citrix_upstream_data_issues_total{" not in text
     assert "citrix_partner_tenant_daas_active_users{" not in text  # active_use is off
     assert sim_state.count("/activeuse/partner/tenant/cloud/cvad/current") == 0
@@ -74,7 +86,7 @@ async def test_500_customers_grow_the_series_linearly(base_url, exporter_factory
     sim_state.customers[SEED_CUSTOMER].observed.partner = make_partner(500, license_servers=37)
     _, text = await scrape(exporter_factory, observed_config(base_url, partner={}))
     found = partner_series(text)
-    assert len(found) == SUMMARY_SERIES + 500 * TENANT_SERIES == 3010
+    assert len(found) == SUMMARY_SERIES + 500 * TENANT_SERIES == 3009
     assert value(text, "citrix_partner_customers", **CID) == 500
     assert value(text, "citrix_partner_daas_customers", **CID) == 500
     tenants = {dict(labels).get("tenant_id") for _, labels in found} - {None}
@@ -82,6 +94,8 @@ async def test_500_customers_grow_the_series_linearly(base_url, exporter_factory
     # Nothing per user: the only labels are the partner, the customer and small enums.
     label_names = {name for _, labels in found for name, _ in labels}
     assert label_names == {"customer_id", "tenant_id", "tenant_name", "kind"}
+    named = {name for (name, labels) in found if "tenant_name" in dict(labels)}
+    assert named == {"citrix_partner_tenant_info"}
     in_overage = [
         labels for (name, labels), v in found.items()
         if name == "citrix_partner_tenant_daas_overage" and v > 0
@@ -119,9 +133,10 @@ async def test_a_404_call_is_skipped_and_every_404_is_not_entitled(
     sim_state.customers[SEED_CUSTOMER].observed.partner = None  # not a partner: all 404
     text = await rescrape(exporter)
     job = exporter.poller.jobs[0]
-    assert job.status.last_ok is False and "HTTP 404 for every partner call" in str(
-        job.status.last_error
+    assert job.status.last_ok is True and "HTTP 404 for every partner call" in str(
+        job.status.not_entitled
     )
+    assert value(text, "citrix_collector_entitled", collector="partner") == 0
     assert "citrix_partner_" not in text  # dropped at once, not kept until max_staleness
 
 

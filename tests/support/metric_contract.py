@@ -10,7 +10,7 @@ _LICENSE = {"customer_id", "product", "edition"}
 _GROUP = {"customer_id", "delivery_group"}
 _COLLECTOR = {"customer_id", "collector"}
 _SERVER = {"customer_id", "fqdn"}
-_TENANT = {"customer_id", "tenant_id", "tenant_name"}
+_TENANT = {"customer_id", "tenant_id"}
 # The metric names and labels (besides job and instance) the exporter promises: the contract the
 # dashboards and alert rules are written against. test_alert_rules.py uses it too.
 METRICS: dict[str, set[str]] = {
@@ -34,6 +34,8 @@ METRICS: dict[str, set[str]] = {
     "citrix_machines_in_maintenance": _GROUP,
     "citrix_machines_faulted": _GROUP | {"fault_state"},
     "citrix_machines_by_power_state": _GROUP | {"power_state"},
+    "citrix_machines_powered_on": _GROUP,
+    "citrix_machines_unregistered_powered_on": _GROUP,
     "citrix_delivery_group_info": _GROUP | {"delivery_type", "session_support"},
     "citrix_connection_failures_total": {"customer_id", "failure_reason"},
     "citrix_logon_duration_seconds_bucket": _GROUP | {"le"},
@@ -61,6 +63,7 @@ METRICS: dict[str, set[str]] = {
     "citrix_partner_onprem_customers": {"customer_id"},
     "citrix_partner_onprem_license_servers": {"customer_id"},
     "citrix_partner_onprem_users": {"customer_id", "kind"},
+    "citrix_partner_tenant_info": _TENANT | {"tenant_name"},
     "citrix_partner_tenant_daas_licenses": _TENANT,
     "citrix_partner_tenant_daas_users": _TENANT,
     "citrix_partner_tenant_daas_overage": _TENANT,
@@ -68,11 +71,13 @@ METRICS: dict[str, set[str]] = {
     "citrix_up": _COLLECTOR,
     "citrix_last_success_timestamp_seconds": _COLLECTOR,
     "citrix_collector_duration_seconds": _COLLECTOR,
+    "citrix_collector_entitled": _COLLECTOR,
     "citrix_api_requests_total": {"customer_id", "endpoint", "code"},
     "citrix_token_requests_total": {"customer_id"},
     "citrix_token_request_failures_total": {"customer_id"},
     "citrix_token_expiry_timestamp_seconds": {"customer_id"},
     "citrix_upstream_data_issues_total": _COLLECTOR | {"issue"},
+    "citrix_upstream_throttled_until_timestamp_seconds": {"customer_id"},
     "citrix_exporter_build_info": {"version", "revision", "python_version"},
     "citrix_exporter_config_last_reload_successful": set(),
     "citrix_exporter_config_last_reload_success_timestamp_seconds": set(),

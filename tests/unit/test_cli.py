@@ -90,6 +90,19 @@ async def test_once_with_file_secret_and_with_a_wrong_secret(tmp_path, base_url)
     assert "not-the-secret" not in out + err
 
 
+async def test_once_names_not_entitled_and_exits_0(tmp_path, base_url, sim_state):
+    """A licensing-only customer that leaves Monitor on (the default): not a failure."""
+    sim_state.customers[SEED_CUSTOMER].monitor.entitled = False
+    path = write_config(tmp_path, base_url, f"client_secret: {SEED_SECRET}")
+    path.write_text(path.read_text().replace("monitor: {enabled: false}", "monitor: {}"))
+    code, out, err = await run("--once", "--config.file", str(path))
+    assert code == 0, err
+    assert f'citrix_up{{collector="monitor",customer_id="{SEED_CUSTOMER}"}} 1.0' in out
+    entitled = f'citrix_collector_entitled{{collector="monitor",customer_id="{SEED_CUSTOMER}"}}'
+    assert f"{entitled} 0.0" in out
+    assert "not entitled" in err and "monitor" in err
+
+
 async def test_demo_once():
     code, out, err = await run("--demo", "--once")
     assert code == 0, err

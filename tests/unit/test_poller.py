@@ -202,17 +202,28 @@ async def test_not_entitled_drops_the_values_and_is_logged_once_per_spell(mono: 
     poller, store = make_poller(job, other_job)
     await poller.poll_once(job)
     with real_log_output("json") as (stream, _):
-        assert await poller.poll_once(job) is False
+        # Not entitled is a state, not a failure: the poll learned there is nothing to collect.
+        assert await poller.poll_once(job) is True
         # Dropped at once, not kept for max_staleness like other failures.
         assert served(store) == ""
-        assert (job.status.last_ok, job.status.last_error) == (
-            False,
+        status = job.status
+        assert (status.last_ok, status.last_error, status.not_entitled, status.result) == (
+            True,
+            None,
             "HTTP 404 from licensing_current",
+            "not entitled",
         )
+        assert status.last_success_at == WALL
         assert job.status.last_duration == 0.75
+        status_text = served(StatusCollector(poller))
+        assert 'citrix_up{collector="licensing",customer_id="acme"} 1.0' in status_text
+        assert 'citrix_collector_entitled{collector="licensing",customer_id="acme"} 0.0' in (
+            status_text
+        )
         await poller.poll_once(job)  # still not entitled: not logged again
         await poller.poll_once(other_job)  # another job: its own first time
         assert await poller.poll_once(job) is True  # entitled again
+        assert (job.status.not_entitled, job.status.result) == (None, "ok")
         await poller.poll_once(job)  # a new spell: logged again
     lines = [entry for entry in log_lines(stream) if entry["level"] == "warning"]
     message = (
@@ -419,6 +430,8 @@ async def test_status_metrics_values_help_and_labels(mono: Clock) -> None:
         ("citrix_last_success_timestamp_seconds", acme_licensing): WALL,
         ("citrix_collector_duration_seconds", acme_licensing): 1.5,
         ("citrix_collector_duration_seconds", acme_monitor): 4.0,
+        ("citrix_collector_entitled", acme_licensing): 1.0,
+        ("citrix_collector_entitled", acme_monitor): 1.0,
     }
     helps = {line for line in text.splitlines() if line.startswith("# HELP")}
     assert helps == {
@@ -428,10 +441,14 @@ async def test_status_metrics_values_help_and_labels(mono: Clock) -> None:
         "ended. " + HELP_TAIL,
         "# HELP citrix_collector_duration_seconds Wall time of the collector's last poll. "
         + HELP_TAIL,
+        "# HELP citrix_collector_entitled 0 if the collector's last poll got the documented "
+        "'not entitled' answer (HTTP 404: the customer has no such product; its other series "
+        "are absent, citrix_up stays 1), else 1. " + HELP_TAIL,
     }
     types = {line for line in text.splitlines() if line.startswith("# TYPE")}
     assert types == {
         "# TYPE citrix_up gauge",
         "# TYPE citrix_last_success_timestamp_seconds gauge",
         "# TYPE citrix_collector_duration_seconds gauge",
+        "# TYPE citrix_collector_entitled gauge",
     }

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__
 from exporter.metrics import SelfMetrics
+from exporter.upstream.access import access_hint
 from exporter.upstream.client import ApiClient, ApiResponse
 from exporter.upstream.errors import NotEntitledError, ThrottledError, TokenError, UpstreamError
 from exporter.upstream.token import TokenManager
@@ -45,6 +46,7 @@ CLIENT_ID = "client-one"
 SECRET = "secret-Tq3x9Lw2"
 NOW = 1_900_000_000.0
 ENDPOINT = "licensing_current"
+HINT = access_hint(ENDPOINT)
 ERROR_500 = {"detail": "There was a internal issue"}
 ERROR_401 = {"detail": "Missing or invalid authentication details"}
 OAUTH_400 = {"error": "invalid_client", "error_description": "Invalid client id or client secret."}
@@ -238,7 +240,7 @@ async def test_success_is_returned_parsed_and_counted_under_200(
     ("status", "body", "kind", "message"),
     [
         (404, {"detail": "resource not found"}, NotEntitledError, "HTTP 404 (resource not found)"),
-        (403, {"detail": "Access denied"}, UpstreamError, "HTTP 403 (Access denied)"),
+        (403, {"detail": "Access denied"}, UpstreamError, f"HTTP 403 (Access denied); {HINT}"),
         (
             400,
             {"error_description": '{"Code":400,"Message":"Invalid time format."}'},
@@ -320,7 +322,7 @@ async def test_an_oversized_error_body_leaves_the_status_alone_to_decide(
     async with open_rig(server) as rig:
         with pytest.raises(UpstreamError) as caught:
             await rig.current()
-        assert str(caught.value) == f"{ENDPOINT}: HTTP 403"
+        assert str(caught.value) == f"{ENDPOINT}: HTTP 403; {access_hint(ENDPOINT)}"
         assert rig.requests("403") == 1
 
 

@@ -27,9 +27,10 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.config import Config
-from exporter.metrics import SelfMetrics
+from exporter.metrics import CustomerSeries, SelfMetrics
 from exporter.redact import REDACTOR
 from exporter.runtime import Exporter
+from exporter.upstream.access import access_hint
 from exporter.upstream.client import ApiClient
 from exporter.upstream.errors import NotEntitledError, ThrottledError, UpstreamError
 from exporter.upstream.odata import iter_pages
@@ -78,6 +79,13 @@ def assert_only_good_exported(text: str, exporter: Exporter) -> None:
     assert value(text, "citrix_licenses_available", customer_id=GOOD) == 25
     assert value(text, "citrix_licenses_used", customer_id=BAD) is None
     assert error_of(exporter, GOOD) == ""
+
+
+def own_text(series: CustomerSeries) -> str:
+    """The exposition text of the own metrics (`SelfMetrics.series`)."""
+    registry = CollectorRegistry()
+    registry.register(series)
+    return generate_latest(registry).decode()
 
 
 @asynccontextmanager
@@ -216,7 +224,7 @@ async def test_api_error_body_that_is_not_json_is_not_copied(
     async with open_client(hostile_url) as client:
         with pytest.raises(UpstreamError) as raised:
             await client.get_json("licensing_current", current_url(client))
-    assert str(raised.value) == "licensing_current: HTTP 403"
+    assert str(raised.value) == f"licensing_current: HTTP 403; {access_hint('licensing_current')}"
 
 
 # --- 3. bounded bodies -------------------------------------------------------------------------
@@ -473,6 +481,9 @@ async def test_retry_after_within_a_poll_is_slept_or_falls_back_to_backoff(
         with pytest.raises(ThrottledError, match="HTTP 429 \\(slow down\\) after 3 attempts"):
             await client.get_json("licensing_current", current_url(client))
         assert client.throttled_until == 0.0
+        assert "citrix_upstream_throttled_until_timestamp_seconds{" not in own_text(
+            client.metrics.series
+        )
     assert recorder.delays == sleeps
     assert hostile.count(CURRENT_SUFFIX, BAD) == 3
 
@@ -499,9 +510,14 @@ async def test_long_retry_after_throttles_the_customer_at_most_max_retry_after(
     recorder = SleepRecorder()
     async with open_client(hostile_url, clock=clock, sleep=recorder) as client:
         url = current_url(client)
+        own = client.metrics.series
+        assert "citrix_upstream_throttled_until_timestamp_seconds{" not in own_text(own)
         with pytest.raises(ThrottledError, match="longer than this poll waits"):
             await client.get_json("licensing_current", url)
         assert client.throttled_until == NOW + wait
+        # Exported: while the wait lasts no request is sent, so no 429 is counted.
+        throttled = value(own_text(own), "citrix_upstream_throttled_until_timestamp_seconds")
+        assert throttled == NOW + wait
         clock.now = NOW + wait - 1
         with pytest.raises(ThrottledError, match="not calling again for 1s"):
             await client.get_json("licensing_current", url)
@@ -639,7 +655,8 @@ async def test_other_statuses_are_not_retried(
     async with open_client(hostile_url, sleep=recorder) as client:
         with pytest.raises(error) as raised:
             await client.get_json("licensing_current", current_url(client))
-    assert str(raised.value) == f"licensing_current: HTTP {status} (status {status})"
+    hint = f"; {access_hint('licensing_current')}" if status == 403 else ""
+    assert str(raised.value) == f"licensing_current: HTTP {status} (status {status}){hint}"
     assert recorder.delays == []
     assert hostile.count(CURRENT_SUFFIX, BAD) == 1
 
@@ -775,7 +792,8 @@ async def test_transaction_id_header_is_bounded_and_scrubbed(
     async with open_client(hostile_url) as client:
         with pytest.raises(UpstreamError) as raised:
             await client.get_json("licensing_current", current_url(client))
+    hint = access_hint("licensing_current")
     assert str(raised.value).startswith(
-        "licensing_current: HTTP 403 (Access denied) (transaction id <redacted> xxx"
+        f"licensing_current: HTTP 403 (Access denied); {hint} (transaction id <redacted> xxx"
     )
-    assert len(str(raised.value)) < 150
+    assert len(str(raised.value)) < 150 + len(hint)

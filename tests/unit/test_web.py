@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from exporter.log import MAX_ERROR_CHARS
 from exporter.simulator.state import LicenseScenario, SimCustomer, SimulatorState
 from exporter.web import create_web_app
-from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, Clock, make_config, value
+from tests.support.helpers import SEED_CLIENT, SEED_CUSTOMER, SEED_SECRET, Clock, make_config, value
 
 
 async def test_endpoints_before_and_after_the_first_poll(
@@ -109,6 +109,28 @@ async def test_a_custom_telemetry_path_is_served_and_the_landing_page_links_it(
     assert resp.status == 200 and "citrix_exporter_build_info" in await resp.text()
     assert (await client.get("/metrics")).status == 404
     assert 'href="/custom/path"' in await (await client.get("/")).text()
+
+
+async def test_a_tenant_without_daas_is_not_entitled_not_down(
+    base_url, exporter_factory, aiohttp_client, sim_state: SimulatorState
+):
+    """Monitor's 404 for a licensing-only customer: a state shown on every surface, no failure."""
+    sim_state.customers[SEED_CUSTOMER].monitor.entitled = False
+    config = make_config(base_url, [{
+        "customer_id": SEED_CUSTOMER, "client_id": SEED_CLIENT, "client_secret": SEED_SECRET,
+        "collectors": {"monitor": {"enabled": True}},
+    }])  # fmt: skip
+    exporter = await exporter_factory(config)
+    assert await exporter.poller.run_all_once() is True
+    client = await aiohttp_client(create_web_app(exporter))
+    text = await (await client.get("/metrics")).text()
+    assert value(text, "citrix_up", collector="monitor") == 1
+    assert value(text, "citrix_collector_entitled", collector="monitor") == 0
+    assert value(text, "citrix_collector_entitled", collector="licensing") == 1
+    assert "citrix_sessions{" not in text and "citrix_machines{" not in text
+    page = await (await client.get("/")).text()
+    assert "<td>monitor</td>" in page and "<td>not entitled</td>" in page
+    assert "monitor_desktop_groups: HTTP 404" in page
 
 
 async def test_landing_page_errors_are_scrubbed_and_cut(base_url, exporter_factory, aiohttp_client):
