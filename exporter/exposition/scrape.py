@@ -32,7 +32,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
 from ..snapshot import SnapshotStore
-from .blocks import Block, Format, generate, join
+from .blocks import Format, generate, join
 from .own import CustomerBlocks, PerCustomer
 
 GZIP_LEVEL = 6  # zlib's default, what the aiohttp compression served before
@@ -68,14 +68,15 @@ class Published:
                 self._gzip = (prefix, compressor)
             return self._gzip
 
-    def finish(self, tail: bytes, gzip: bool) -> tuple[bytes, bytes]:
-        """The whole document in two parts: this body, then `tail`; gzip-compressed if `gzip`.
-        Two parts, because joining them copied megabytes into fresh memory at every scrape."""
+    def finish(self, tail: Sequence[bytes], gzip: bool) -> list[bytes]:
+        """The whole document in parts: this body, then the `tail` parts; gzip-compressed if
+        `gzip`. In parts, because joining them copied megabytes into fresh memory at every
+        scrape."""
         if not gzip:
-            return self.body, tail
+            return [self.body, *tail]
         prefix, compressor = self._gzip_state()
         rest = compressor.copy()  # the cached state stays at the end of the body
-        return prefix, rest.compress(tail) + rest.flush()
+        return [prefix, b"".join([*map(rest.compress, tail), rest.flush()])]
 
 
 class MetricsBody:
@@ -107,20 +108,20 @@ class MetricsBody:
     async def render(self, fmt: Format, gzip: bool) -> bytes:
         return b"".join(await self.parts(fmt, gzip))
 
-    async def parts(self, fmt: Format, gzip: bool) -> tuple[bytes, bytes]:
-        """The document as two parts to send one after the other (`Published.finish`)."""
+    async def parts(self, fmt: Format, gzip: bool) -> list[bytes]:
+        """The document as parts to send one after the other (`Published.finish`)."""
         published = await self._current(fmt)
-        customers = await self._customers.blocks(fmt) if self._customers else []
+        customers = await self._customers.parts(fmt) if self._customers else []
         if not gzip:
-            # Joining the own blocks and rendering the few whole ones takes ~1 ms: less than
-            # handing it to a worker thread and waiting for the loop to be woken again.
+            # The own parts are joined already and the few whole ones render in well under a
+            # millisecond: less than handing them to a worker thread and waking the loop again.
             return self._finish(published, customers, fmt, gzip)
         return await asyncio.to_thread(self._finish, published, customers, fmt, gzip)
 
     def _finish(
-        self, published: Published, customers: list[tuple[Block, ...]], fmt: Format, gzip: bool
-    ) -> tuple[bytes, bytes]:
-        return published.finish(join(customers) + generate(self._own, fmt), gzip)
+        self, published: Published, customers: list[bytes], fmt: Format, gzip: bool
+    ) -> list[bytes]:
+        return published.finish([*customers, generate(self._own, fmt)], gzip)
 
 
 class Combined(Collector):
