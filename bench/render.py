@@ -345,7 +345,7 @@ async def steps(exporter: Exporter) -> None:
     customers = CustomerBlocks(exporter.per_customer)
     own_blocks = await customers.blocks(Format.TEXT)
     own = join(own_blocks) + generate(exporter.whole_registry, Format.TEXT)
-    published = Published(0, body)
+    published = Published(0, [body])
     print("one scrape, text format, step by step (best of 5):")
     for name, where, work in (
         (
@@ -366,7 +366,7 @@ async def steps(exporter: Exporter) -> None:
             "thread",
             lambda: generate(exporter.whole_registry, Format.TEXT),
         ),
-        ("gzip the joined body", "thread", lambda: Published(0, body).finish([], True)),
+        ("gzip the joined body", "thread", lambda: Published(0, [body]).finish([], True)),
         ("gzip the own metrics", "thread", lambda: published.finish([own], True)),
         ("old: own metrics whole", "thread", lambda: generate(exporter.own_registry, Format.TEXT)),
         ("old: generate_latest(all)", "loop", lambda: generate_latest(exporter.registry)),
