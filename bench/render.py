@@ -295,6 +295,7 @@ async def republish(exporter: Exporter) -> None:
             exporter.metrics.api_requests.labels(key[0], "licensing_current", "200").inc()
             jobs[key].status.last_success_at = time.time()
             jobs[key].status.last_duration = random.random()
+            exporter.poller.changes.touch(key[0])  # as poll_once does
             await asyncio.sleep(0)
         await asyncio.sleep(0.1)
 
@@ -344,7 +345,7 @@ async def steps(exporter: Exporter) -> None:
     customers = CustomerBlocks(exporter.per_customer)
     own_blocks = await customers.blocks(Format.TEXT)
     own = join(own_blocks) + generate(exporter.whole_registry, Format.TEXT)
-    published = Published(0, body)
+    published = Published(0, [body])
     print("one scrape, text format, step by step (best of 5):")
     for name, where, work in (
         (
@@ -353,7 +354,7 @@ async def steps(exporter: Exporter) -> None:
             lambda: [r.blocks(Format.TEXT) for r in store.rendered()],
         ),
         ("join the results", "thread", lambda: join(blocks)),
-        ("own per customer, unchanged", "loop", lambda: customers.blocks(Format.TEXT)),
+        ("own per customer, unchanged", "loop", lambda: customers.parts(Format.TEXT)),
         (
             "own per customer, all new",
             "loop, sliced",
@@ -365,8 +366,8 @@ async def steps(exporter: Exporter) -> None:
             "thread",
             lambda: generate(exporter.whole_registry, Format.TEXT),
         ),
-        ("gzip the joined body", "thread", lambda: Published(0, body).finish(b"", True)),
-        ("gzip the own metrics", "thread", lambda: published.finish(own, True)),
+        ("gzip the joined body", "thread", lambda: Published(0, [body]).finish([], True)),
+        ("gzip the own metrics", "thread", lambda: published.finish([own], True)),
         ("old: own metrics whole", "thread", lambda: generate(exporter.own_registry, Format.TEXT)),
         ("old: generate_latest(all)", "loop", lambda: generate_latest(exporter.registry)),
     ):

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .build import python_version, revision
+from .exposition.changes import ChangeLog
 from .log import LogOnce, get_logger
 
 log = get_logger("data")
@@ -101,7 +102,8 @@ FAMILIES = (
 
 
 class CustomerSeries(Collector):
-    """The values of the own families, per customer, each customer with a version.
+    """The values of the own families, per customer; each change is logged (`ChangeLog`), so a
+    scrape renders again only the customers changed since the last one (`exposition.own`).
 
     Updates come from the event loop; a lock keeps a reader in another thread (a registry
     rendered by prometheus_client's handler) from seeing a dict change under it.
@@ -110,7 +112,7 @@ class CustomerSeries(Collector):
     def __init__(self, families: Sequence[Family] = FAMILIES) -> None:
         self._families = tuple(families)
         self._values: dict[str, dict[Family, dict[LabelValues, float]]] = {}
-        self._versions: dict[str, int] = {}
+        self._changes = ChangeLog()
         self._lock = threading.Lock()
 
     def update(self, family: Family, labels: LabelValues, add: float, replace: bool) -> None:
@@ -122,18 +124,22 @@ class CustomerSeries(Collector):
             new = add if replace else (old or 0.0) + add
             if old is None or new != old:
                 series[labels] = new
-                self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
+                self._changes.touch(customer_id)
 
     def remove(self, customer_id: str) -> None:
         """Forget every series of `customer_id` (removed by a reload): gone from the next scrape."""
         with self._lock:
             self._values.pop(customer_id, None)
-            self._versions.pop(customer_id, None)
+            self._changes.forget(customer_id)
 
-    def versions(self) -> dict[str, int]:
-        """Each customer's version: it changes whenever one of its values changes."""
+    def changes(self, cursor: int) -> tuple[int, list[str]]:
+        """The customers whose values changed after `cursor`, and the cursor for next time."""
         with self._lock:
-            return dict(self._versions)
+            return self._changes.since(cursor)
+
+    def customers(self) -> list[str]:
+        with self._lock:
+            return list(self._values)
 
     def families(self, customer_id: str) -> list[Metric]:
         """One customer's families (empty ones too)."""

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector as RegistryCollector
 from .collector.base import Collector, SeriesLimitError
 from .config import DEFAULT_MAX_SERIES
 from .exposition.blocks import Rendered, render
+from .exposition.changes import ChangeLog
 from .log import LogOnce, get_logger, shown_error
 from .schedule import delay_after_poll, slot_anchor, spread_offset
 from .snapshot import SnapshotStore
@@ -138,6 +139,7 @@ class Poller:
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         self._running = False
         self._not_entitled_logged: LogOnce[tuple[str, str]] = LogOnce()
+        self.changes = ChangeLog()  # customers whose job status changed (StatusCollector)
 
     @property
     def ready(self) -> bool:
@@ -196,6 +198,7 @@ class Poller:
         status.not_entitled = not_entitled
         status.last_success_at = now
         status.last_duration = time.monotonic() - started
+        self.changes.touch(job.customer_id)
         return now
 
     def _record_not_entitled(self, job: PollJob, started: float, error: str) -> None:
@@ -218,6 +221,7 @@ class Poller:
         status.last_error = error_text(error)
         status.not_entitled = None
         status.last_duration = time.monotonic() - started
+        self.changes.touch(job.customer_id)
         self._store.mark_failed(job.key)
 
     async def run_all_once(self) -> bool:
@@ -302,39 +306,39 @@ class Poller:
         return True
 
 
-def _shown(job: PollJob) -> tuple[object, ...]:
-    """What the status metrics show of one job: equal tuples render the same series."""
-    status = job.status
-    return (
-        job.name,
-        status.last_ok,
-        status.last_success_at,
-        status.last_duration,
-        status.not_entitled is None,
-    )
-
-
 class StatusCollector(RegistryCollector):
     """Exposes citrix_up, last success time and poll duration for every job.
 
-    Also per customer (`versions`, `families`), so a scrape renders again only the customers
-    whose jobs finished a poll since the last one (`exposition.own`).
+    Also per customer (`changes`, `customers`, `families`), so a scrape renders again only the
+    customers whose jobs finished a poll since the last one (`exposition.own`): the poller
+    logs each status change (`Poller.changes`); a job added or removed makes readers resync.
     """
 
     def __init__(self, poller: Poller) -> None:
         self._poller = poller
+        self._jobs: list[PollJob] | None = None  # the job list indexed, and its length
+        self._jobs_count = 0
         self._by_customer: dict[str, list[PollJob]] = {}
 
-    def versions(self) -> dict[str, tuple[object, ...]]:
-        """Each customer's jobs as the metrics show them; indexes the jobs for `families`."""
+    def changes(self, cursor: int) -> tuple[int, list[str] | None]:
+        """The customers whose jobs' status changed after `cursor` (None: jobs were added or
+        removed, every customer may have changed), and the cursor for next time."""
+        jobs = self._poller.jobs
+        cursor, changed = self._poller.changes.since(cursor)
+        if jobs is self._jobs and len(jobs) == self._jobs_count:
+            return cursor, changed
         by_customer: dict[str, list[PollJob]] = {}
-        for job in self._poller.jobs:
+        for job in jobs:
             by_customer.setdefault(job.customer_id, []).append(job)
-        self._by_customer = by_customer
-        return {customer: tuple(map(_shown, jobs)) for customer, jobs in by_customer.items()}
+        self._jobs, self._jobs_count, self._by_customer = jobs, len(jobs), by_customer
+        return cursor, None
+
+    def customers(self) -> list[str]:
+        """The customers with jobs, as of the last `changes()`."""
+        return list(self._by_customer)
 
     def families(self, customer_id: str) -> list[Metric]:
-        """One customer's families, as of the last `versions()`."""
+        """One customer's families (its jobs as of the last `changes()`)."""
         return self._families(self._by_customer.get(customer_id, []))
 
     def describe(self) -> Iterable[Metric]:

@@ -42,6 +42,7 @@ class SnapshotStore(Collector):
         self.max_staleness = max_staleness  # a reload may change it
         self._clock = clock
         self._entries: dict[Key, Entry] = {}
+        self._failing: set[Key] = set()  # what `expire` looks at: not every entry per scrape
         self._version = 0
 
     @property
@@ -64,6 +65,7 @@ class SnapshotStore(Collector):
         at = self._clock() if at is None else at
         rendered = render(families) if rendered is None else rendered
         self._entries[key] = Entry(rendered, at)
+        self._failing.discard(key)
         self._changed()
 
     def mark_failed(self, key: Key) -> None:
@@ -71,6 +73,7 @@ class SnapshotStore(Collector):
         entry = self._entries.get(key)
         if entry and not entry.failing:
             self._entries[key] = Entry(entry.rendered, entry.succeeded_at, failing=True)
+            self._failing.add(key)
         self.expire()
 
     def drop(self, key: Key) -> None:
@@ -89,11 +92,14 @@ class SnapshotStore(Collector):
     def expire(self) -> None:
         """Drop values of failing collectors whose last success is older than max_staleness."""
         now = self._clock()
-        stale = [
-            key
-            for key, entry in self._entries.items()
-            if entry.failing and now - entry.succeeded_at > self.max_staleness
-        ]
+        stale = []
+        for key in list(self._failing):
+            entry = self._entries.get(key)
+            if entry is None or not entry.failing:
+                self._failing.discard(key)  # dropped or published again since
+            elif now - entry.succeeded_at > self.max_staleness:
+                self._failing.discard(key)
+                stale.append(key)
         for key in stale:
             del self._entries[key]
         if stale:
@@ -103,6 +109,11 @@ class SnapshotStore(Collector):
         """Every result's exposition text, in key order (the order `collect` merges in)."""
         self.expire()
         return [self._entries[key].rendered for key in sorted(self._entries)]
+
+    def results(self) -> dict[Key, Rendered]:
+        """Every result's exposition text by key, in no particular order."""
+        self.expire()
+        return {key: entry.rendered for key, entry in self._entries.items()}
 
     def collect(self) -> Iterable[Metric]:
         """The published families, one per name (every result's samples under the first

@@ -7,7 +7,7 @@ error can quote an upstream answer, and an upstream answer can quote our secret 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from aiohttp import hdrs, web
@@ -78,6 +78,19 @@ def reload_handler(reloader: Reloader) -> Callable[[web.Request], Awaitable[web.
     return reload
 
 
+WRITE_CHUNK = 256 * 1024  # bytes handed to the transport at a time
+
+
+async def write_parts(response: web.StreamResponse, parts: Iterable[bytes]) -> None:
+    """Write `parts` a chunk at a time, waiting for the transport to drain in between: one
+    write of a 10 MB part copied what the socket did not take at once into the transport's
+    buffer, megabytes in one event-loop step, and held it all until sent."""
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), WRITE_CHUNK):
+            await response.write(view[start : start + WRITE_CHUNK])
+
+
 def create_web_app(
     exporter: Exporter,
     telemetry_path: str = "/metrics",
@@ -113,8 +126,7 @@ def create_web_app(
         response.content_length = sum(map(len, parts))
         await response.prepare(request)
         if request.method != hdrs.METH_HEAD:  # a HEAD answer has the headers only
-            for part in parts:
-                await response.write(part)
+            await write_parts(response, parts)
         await response.write_eof()
         return response
 

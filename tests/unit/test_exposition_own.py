@@ -167,3 +167,18 @@ async def test_rendering_many_customers_gives_the_loop_a_turn_between_slices(
     task.cancel()
     assert len(result) == 51  # the header block and one per customer, in customer order
     assert turns - started >= 49
+
+
+async def test_jobs_added_or_removed_show_in_the_next_scrape() -> None:
+    jobs = [PollJob(c, Idle("licensing"), 60) for c in ("acme", "globex")]  # type: ignore[arg-type]
+    poller = Poller(jobs, SnapshotStore(3600))
+    for job in jobs:
+        await poller.poll_once(job)
+    blocks = own.CustomerBlocks([StatusCollector(poller)])
+    assert b'customer_id="globex"' in b"".join(await blocks.parts(Format.TEXT))
+    poller.jobs = [jobs[0]]  # globex removed (a reload)
+    assert b'customer_id="globex"' not in b"".join(await blocks.parts(Format.TEXT))
+    added = PollJob("initech", Idle("licensing"), 60)  # type: ignore[arg-type]
+    poller.jobs.append(added)
+    await poller.poll_once(added)
+    assert b'customer_id="initech"' in b"".join(await blocks.parts(Format.TEXT))
