@@ -36,6 +36,18 @@ class Group:
     alerts: tuple[Alert, ...]
 
 
+# The renewal: licenses activating at or before the expiry, at least as many as expire.
+RENEWAL = """\
+(
+  max by (customer_id, product, edition) (citrix_licenses_activating)
+  >= on (customer_id, product, edition)
+  max by (customer_id, product, edition) (citrix_licenses_expiring)
+  and on (customer_id, product, edition)
+  max by (customer_id, product, edition) (citrix_licenses_next_activation_timestamp_seconds)
+  <= on (customer_id, product, edition)
+  max by (customer_id, product, edition) (citrix_licenses_next_expiry_timestamp_seconds)
+)"""
+
 _EXPIRING_DESCRIPTION = """\
 {{ with printf "max(citrix_licenses_expiring{customer_id=%q,product=%q,edition=%q})"
 $labels.customer_id $labels.product $labels.edition | query }}{{ . | first | value
@@ -88,12 +100,16 @@ Only {{ $value | humanizePercentage }} of customer {{ $labels.customer_id }}'s
   < [[expiry_warning_days]]  # THRESHOLD days: warning
   >= [[expiry_critical_days]]  # THRESHOLD days: critical (below: the critical rule)
 and on (customer_id, product, edition)
-max by (customer_id, product, edition) (citrix_licenses_expiring) > 0""",
+max by (customer_id, product, edition) (citrix_licenses_expiring) > 0
+unless on (customer_id, product, edition)
+"""
+            + RENEWAL,
             "expiry_warning_for",
             "Citrix Cloud licenses expire within a month",
             _EXPIRING_DESCRIPTION,
             "next expiry in < [[expiry_warning_days]] days (and >= [[expiry_critical_days]]),\n"
-            "while citrix_licenses_expiring > 0",
+            "while citrix_licenses_expiring > 0, unless a\n"
+            "scheduled activation covers them (renewal)",
             comment="Two rules, one alert name: warning from [[expiry_warning_days]] days out, "
             "critical from\n[[expiry_critical_days]]. The ranges do not overlap, so exactly one "
             "of them fires at a time.",
@@ -108,11 +124,41 @@ max by (customer_id, product, edition) (citrix_licenses_expiring) > 0""",
 ) / 86400
   < [[expiry_critical_days]]  # THRESHOLD days: critical (the warning's lower bound)
 and on (customer_id, product, edition)
-max by (customer_id, product, edition) (citrix_licenses_expiring) > 0""",
+max by (customer_id, product, edition) (citrix_licenses_expiring) > 0
+unless on (customer_id, product, edition)
+"""
+            + RENEWAL,
             "expiry_critical_for",
             "Citrix Cloud licenses expire within a week",
             _EXPIRING_DESCRIPTION,
-            "next expiry in < [[expiry_critical_days]] days,\nwhile citrix_licenses_expiring > 0",
+            "next expiry in < [[expiry_critical_days]] days,\n"
+            "while citrix_licenses_expiring > 0, unless a\n"
+            "scheduled activation covers them (renewal)",
+        ),
+        Alert(
+            "CitrixLicensesOverageForecast",
+            "warning",
+            """\
+# Days until the fitted usage line (predict_linear's) crosses the available licenses:
+# predict_linear(used[w], d) > available exactly when this is < d days.
+(
+  max by (customer_id, product, edition) (citrix_licenses_available)
+  - max by (customer_id, product, edition)
+    (predict_linear(citrix_licenses_used[[[forecast_window]]], 0))
+)
+/ max by (customer_id, product, edition) (deriv(citrix_licenses_used[[[forecast_window]]]) > 0)
+/ 86400
+  < [[forecast_days]]  # THRESHOLD days until overage at the current trend
+unless on (customer_id, product, edition)
+max by (customer_id, product, edition) (citrix_licenses_overage) > 0""",
+            "forecast_for",
+            "Citrix Cloud licenses heading for overage",
+            """\
+At the trend of the last [[forecast_window]], customer {{ $labels.customer_id }} will use more
+{{ $labels.product }} ({{ $labels.edition }}) licenses than it has in
+{{ $value | printf "%.1f" }} days.""",
+            "usage trend ([[forecast_window]]) crosses available in\n"
+            "< [[forecast_days]] days (not while in overage)",
         ),
     ),
 )
@@ -120,6 +166,47 @@ max by (customer_id, product, edition) (citrix_licenses_expiring) > 0""",
 EXPORTER = Group(
     "citrix-cloud-exporter",
     (
+        Alert(
+            "CitrixExporterDown",
+            "critical",
+            "up{[[job]]} == 0",
+            "exporter_down_for",
+            "Citrix Cloud exporter cannot be scraped",
+            """\
+Prometheus has failed to scrape the exporter {{ $labels.instance }} (job
+{{ $labels.job }}) for a while: no Citrix Cloud alert can fire for the customers
+it serves.""",
+            "up{[[job]]} == 0: the scrape fails",
+            for_comment="how long the scrape may fail before alerting",
+        ),
+        Alert(
+            "CitrixExporterAbsent",
+            "critical",
+            "absent(citrix_exporter_build_info{[[job]]})",
+            "exporter_absent_for",
+            "Citrix Cloud exporter missing from Prometheus",
+            """\
+Prometheus has no citrix_exporter_build_info series matching {[[job]]}: no exporter
+is scraped (target gone, service discovery or relabelling changed), so no Citrix
+Cloud alert can fire.""",
+            "no citrix_exporter_build_info{[[job]]}",
+            for_comment="how long no exporter may be scraped",
+        ),
+        Alert(
+            "CitrixExporterReloadFailing",
+            "warning",
+            "citrix_exporter_config_last_reload_successful == 0",
+            "reload_failing_for",
+            "Citrix Cloud exporter configuration reload failing",
+            """\
+The exporter {{ $labels.instance }} could not reload its configuration; it keeps
+running with the previous one. {{ with printf
+"time() - max(citrix_exporter_config_last_reload_success_timestamp_seconds{instance=%q})"
+$labels.instance | query }}Its last successful load was
+{{ . | first | value | humanizeDuration }} ago.{{ end }}""",
+            "citrix_exporter_config_last_reload_successful\n== 0",
+            for_comment="how long a failed reload may stand",
+        ),
         Alert(
             "CitrixCollectorDown",
             "warning",
@@ -172,14 +259,36 @@ valid token: every collector of this customer is failing.""",
             """\
 sum by (customer_id) (rate(citrix_api_requests_total{code="429"}[30m]))
 / sum by (customer_id) (rate(citrix_api_requests_total[30m]))
-  > [[throttled_share]]  # THRESHOLD share of requests answered 429""",
+  > [[throttled_share]]  # THRESHOLD share of requests answered 429
+# or no request is sent at all: a Retry-After is being honoured.
+or on (customer_id)
+max by (customer_id) (citrix_upstream_throttled_until_timestamp_seconds) - time() > 0""",
             "throttled_for",
             "Citrix Cloud is throttling the exporter",
             """\
-{{ $value | humanizePercentage }} of the exporter's Citrix Cloud API requests for
-customer {{ $labels.customer_id }} were answered 429 (throttled) over the last
-30 minutes.""",
-            "> [[throttled_share%]] % ([[throttled_share]]) of requests answered 429, 30m",
+{{ with printf
+"max(citrix_upstream_throttled_until_timestamp_seconds{customer_id=%q}) - time() > 0"
+$labels.customer_id | query }}Citrix Cloud asked the exporter to wait (Retry-After): no
+request for customer {{ $labels.customer_id }} is sent for another
+{{ . | first | value | humanizeDuration }}.{{ else }}{{ $value | humanizePercentage }}
+of the exporter's Citrix Cloud API requests for customer {{ $labels.customer_id }}
+were answered 429 (throttled) over the last 30 minutes.{{ end }}""",
+            "> [[throttled_share%]] % ([[throttled_share]]) of requests answered 429, 30m,\n"
+            "or requests held back after a Retry-After",
+        ),
+        Alert(
+            "CitrixUpstreamDataIssues",
+            "warning",
+            """\
+max by (customer_id, collector, issue) (increase(citrix_upstream_data_issues_total[1h]))
+  > [[data_issues]]  # THRESHOLD odd upstream values in the last hour""",
+            "data_issues_for",
+            "Citrix Cloud API answers changed shape",
+            """\
+The {{ $labels.collector }} collector of customer {{ $labels.customer_id }} met
+{{ $value | printf "%.0f" }} upstream values in the last hour it could not read
+({{ $labels.issue }}): the API may have changed.""",
+            "> [[data_issues]] unreadable upstream values in 1h",
         ),
     ),
 )
@@ -225,6 +334,43 @@ and on (customer_id)
 {{ $labels.customer_id }} in the last 10 minutes, well above its usual rate.""",
             ">= [[spike_failures]] failures in 10m and the 10m rate > [[spike_factor]] x\n"
             "the customer's 1-day average rate",
+        ),
+        Alert(
+            "CitrixMachinesFaulted",
+            "warning",
+            """\
+# Unregistered machines have their own alerts (CitrixMachinesUnregistered and
+# CitrixDeliveryGroupDown), with a share that tolerates a few.
+sum by (customer_id, delivery_group) (max by (customer_id, delivery_group, fault_state)
+  (citrix_machines_faulted{fault_state!="unregistered"}))
+  > [[faulted_machines]]  # THRESHOLD faulted machines in the delivery group""",
+            "faulted_for",
+            "Citrix DaaS machines faulted",
+            """\
+{{ $value | printf "%.0f" }} machines of delivery group {{ $labels.delivery_group }}
+of customer {{ $labels.customer_id }} are in a fault state other than unregistered.""",
+            "> [[faulted_machines]] machines of a group in a fault state\n"
+            "(other than unregistered)",
+        ),
+        Alert(
+            "CitrixLogonSlow",
+            "warning",
+            """\
+histogram_quantile(0.95, sum by (customer_id, delivery_group, le)
+  (max by (customer_id, delivery_group, le)
+    (rate(citrix_logon_duration_seconds_bucket[30m]))))
+  > [[logon_p95_seconds]]  # THRESHOLD seconds, the 95th percentile logon duration
+and on (customer_id, delivery_group)
+max by (customer_id, delivery_group) (increase(citrix_logon_duration_seconds_count[30m]))
+  >= [[logon_min_count]]  # THRESHOLD logons in 30 minutes (ignore a lone slow logon)""",
+            "logon_for",
+            "Citrix DaaS logons slow",
+            """\
+95 % of the logons to delivery group {{ $labels.delivery_group }} of customer
+{{ $labels.customer_id }} in the last 30 minutes took up to
+{{ $value | printf "%.0f" }} seconds.""",
+            "95th percentile logon over 30m > [[logon_p95_seconds]] s,\n"
+            "with >= [[logon_min_count]] logons in 30m",
         ),
     ),
 )
@@ -279,6 +425,20 @@ max by (customer_id, tenant_id, tenant_name) (citrix_partner_tenant_daas_overage
 {{ $labels.customer_id }}, uses {{ $value | printf "%.0f" }} Citrix DaaS licenses
 more than it owns.""",
             "a partner's customer has DaaS overage > [[partner_overage_licenses]]",
+        ),
+        Alert(
+            "CitrixConcurrentLicensesNearLimit",
+            "warning",
+            """\
+max by (customer_id) (citrix_licenses_concurrent_assigned)
+/ max by (customer_id) (citrix_licenses_concurrent_available > 0)
+  > [[concurrent_share]]  # THRESHOLD share of concurrent licenses in use""",
+            "concurrent_for",
+            "Citrix concurrent licenses near the limit",
+            """\
+Customer {{ $labels.customer_id }} uses {{ $value | humanizePercentage }} of its
+concurrent licenses.""",
+            "> [[concurrent_share%]] % ([[concurrent_share]]) of concurrent licenses\nin use",
         ),
     ),
 )

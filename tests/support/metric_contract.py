@@ -74,6 +74,12 @@ METRICS: dict[str, set[str]] = {
     "citrix_token_expiry_timestamp_seconds": {"customer_id"},
     "citrix_upstream_data_issues_total": _COLLECTOR | {"issue"},
     "citrix_exporter_build_info": {"version", "revision", "python_version"},
+    # Issue 14 (written against before the code: both sides use these names).
+    "citrix_upstream_throttled_until_timestamp_seconds": {"customer_id"},
+    "citrix_machines_powered_on": _GROUP,
+    "citrix_machines_unregistered_powered_on": _GROUP,
+    "citrix_exporter_config_last_reload_successful": set(),
+    "citrix_exporter_config_last_reload_success_timestamp_seconds": set(),
     # Prometheus' own and prometheus-client's process metrics.
     "up": set(),
     "scrape_duration_seconds": set(),
