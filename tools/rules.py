@@ -72,7 +72,7 @@ PARAMS: dict[str, Param] = {
     "stale_seconds": Param("3600", "CitrixDataStale: seconds since the last successful poll"),
     "stale_for": Param("5m", "CitrixDataStale"),
     "token_failures": Param("0", "CitrixTokenRequestsFailing: failed token requests in 30m"),
-    "token_for": Param("15m", "CitrixTokenRequestsFailing"),
+    "token_for": Param("10m", "CitrixTokenRequestsFailing"),
     "throttled_share": Param("0.10", "CitrixUpstreamThrottled: share of requests answered 429"),
     "throttled_for": Param("30m", "CitrixUpstreamThrottled"),
     "data_issues": Param("0", "CitrixUpstreamDataIssues: unreadable values in an hour"),

@@ -415,3 +415,110 @@ async def _check_quiet_rules_were_armed(prometheus: Prometheus) -> None:
         (c,): float({DAAS: BURST_SIZE, HEALTHY: sum(HEALTHY_FAILURES.values())}.get(c, 0))
         for c in customers
     }
+
+
+# -- inhibition: the shipped Alertmanager config ---------------------------------------------------
+
+ALERTMANAGER_CONFIG = REPO / "deploy" / "compose" / "alertmanager.yml"
+# An inhibition holds back what Alertmanager has not sent yet: CitrixTokenRequestsFailing
+# starts its `for` a scrape later than CitrixCollectorDown (increase() needs two samples) but
+# has the shorter `for`; group_wait (30s shipped) covers the rest.
+GROUP_WAIT = "5s"
+STALE_ALERT = {"alertname": "CitrixDataStale", "severity": "warning", "customer_id": DAAS,
+               "collector": "licensing", "job": JOB}  # fmt: skip
+
+
+def inhibiting_alertmanager_config(hook_url: str) -> str:
+    """The test's webhook route with the shipped inhibit_rules, unchanged."""
+    shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    assert shipped["inhibit_rules"], "no inhibit_rules in deploy/compose/alertmanager.yml"
+    return yaml.safe_dump(
+        {
+            "route": {"receiver": "test-webhook", "group_by": ["..."], "group_wait": GROUP_WAIT,
+                      "group_interval": "1s", "repeat_interval": "1h"},
+            "receivers": [{"name": "test-webhook", "webhook_configs": [
+                {"url": hook_url, "send_resolved": False}]}],
+            "inhibit_rules": shipped["inhibit_rules"],
+        }
+    )  # fmt: skip
+
+
+async def test_inhibited_alerts_do_not_arrive(tmp_path, sim_state, base_url, aiohttp_server):
+    """Through the shipped inhibit rules: healthy-co's client secret is wrong, so its token
+    requests fail and both its collectors are down; CitrixTokenRequestsFailing arrives, the two
+    CitrixCollectorDown fire in Prometheus but Alertmanager holds them back. A second target of
+    the job is down: CitrixExporterDown arrives, and an alert then sent for that instance
+    (CitrixDataStale, posted to Alertmanager's API by the test: with the target down,
+    Prometheus has no series of it to alert on) is held back."""
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager")
+    hook_url, payloads = await webhook(aiohttp_server)
+    rules = write_fast_rules(tmp_path / "rules.yml")
+    config = write_exporter_config(tmp_path / "exporter.yml", base_url, sim_state)
+    data = yaml.safe_load(config.read_text())
+    for customer in data["customers"]:
+        if customer["customer_id"] == HEALTHY:
+            customer["client_secret"] = "not-the-secret"
+    config.write_text(yaml.safe_dump(data))
+    port, dead = free_port(), f"127.0.0.1:{free_port()}"
+    exporter = Process("exporter", exporter_command(port, "--config.file", str(config)), tmp_path)
+    alertmanager = Alertmanager(
+        alertmanager_bin, tmp_path, inhibiting_alertmanager_config(hook_url)
+    )
+    prometheus = Prometheus(
+        prometheus_bin,
+        tmp_path,
+        f"""global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - {rules}
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{alertmanager.port}']
+scrape_configs:
+  - job_name: {JOB}
+    static_configs:
+      - targets: ['127.0.0.1:{port}', '{dead}']
+""",
+    )
+    try:
+        await exporter.start()
+        await asyncio.gather(alertmanager.start(), prometheus.start())
+        stale = {**STALE_ALERT, "instance": dead}
+        token = {"alertname": "CitrixTokenRequestsFailing", "customer_id": HEALTHY}
+        down = {"alertname": "CitrixExporterDown", "instance": dead}
+
+        def arrived(labels: dict[str, str]) -> bool:
+            return any(labels.items() <= a["labels"].items() for p in payloads for a in p["alerts"])
+
+        posted: list[dict[str, str]] = []
+
+        async def inhibited() -> list[dict[str, Any]] | None:
+            firing = [a for a in await prometheus.alerts() if a["state"] == "firing"]
+            collector_down = [
+                a for a in firing
+                if a["labels"]["alertname"] == "CitrixCollectorDown"
+                and a["labels"]["customer_id"] == HEALTHY
+            ]  # fmt: skip
+            held = [
+                a for a in await alertmanager.alerts()
+                if a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+            ]  # fmt: skip
+            if arrived(down) and not posted:  # an alert of the instance while it is down
+                posted.append(stale)
+                await alertmanager.post([{"labels": stale, "annotations": {"summary": "test"}}])
+            ready = len(collector_down) == 2 and arrived(token) and arrived(down)
+            return held if ready and len(held) >= 3 else None
+
+        held = await wait_until(inhibited, WAIT_FOR_ALERTS, prometheus.process)
+        assert sorted((a["labels"]["alertname"], a["labels"]["customer_id"]) for a in held) == [
+            ("CitrixCollectorDown", HEALTHY), ("CitrixCollectorDown", HEALTHY),
+            ("CitrixDataStale", DAAS),
+        ]  # fmt: skip
+        await asyncio.sleep(3)  # several group intervals: nothing held back goes out late
+        assert not arrived({"alertname": "CitrixCollectorDown", "customer_id": HEALTHY})
+        assert not arrived(stale)
+    finally:
+        await stop_all(prometheus, alertmanager, exporter)
