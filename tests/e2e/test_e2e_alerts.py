@@ -54,10 +54,11 @@ from tests.support.scenarios import (
     alert_scenario,
     write_exporter_config,
 )
+from tools import rules as generator
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "citrix-cloud-exporter.rules.yml"
-JOB = "citrix-cloud"
+JOB = "citrix-cloud-exporter"  # the default job selector of the shipped rules
 
 # `for:` durations are divided by this in the test copy of the rules: 1h -> 6 s, 30m -> 3 s,
 # 15m -> 1.5 s, 5m -> 0.5 s. Their order is kept, and every one stays above zero, so an alert
@@ -70,6 +71,7 @@ JOB = "citrix-cloud"
 # with a sudden burst. (The other half of that rule, a busy tenant whose failures are usual,
 # needs a day of history: deploy/prometheus/tests/daas.test.yml covers it with promtool.)
 SPEEDUP = 600
+FIRST_SCRAPE = "10s"
 _PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -96,15 +98,22 @@ def shipped_rules() -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
+def fast_durations() -> dict[str, str]:
+    """Every `for` parameter of tools/rules.py divided by SPEEDUP, except CitrixExporterAbsent's:
+    it is pending from Prometheus' start until the first scrape, which can take longer than
+    1.5 s (15m / SPEEDUP), so it gets FIRST_SCRAPE."""
+    values = {
+        name: f"{round(_seconds(param.default) * 1000 / SPEEDUP)}ms"
+        for name, param in generator.PARAMS.items()
+        if name.endswith("_for")
+    }
+    return {**values, "exporter_absent_for": FIRST_SCRAPE}
+
+
 def write_fast_rules(path: Path) -> Path:
-    """A copy of the shipped rules with every `for:` divided by SPEEDUP, and nothing else
-    changed (checked: the copy minus `for` equals the shipped file minus `for`)."""
-    doc = yaml.safe_load(RULES.read_text())
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = f"{round(_seconds(rule['for']) * 1000 / SPEEDUP)}ms"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
+    """The shipped rules generated with the `for:` durations of fast_durations(), and nothing
+    else changed (checked: the copy minus `for` equals the shipped file minus `for`)."""
+    path.write_text(generator.render(generator.Settings(values=fast_durations())))
 
     def without_for(document: dict[str, Any]) -> Any:
         return [
@@ -303,7 +312,12 @@ scrape_configs:
 
         # (c) Nothing else was ever pending or firing: ALERTS has a sample for every rule
         # evaluation that found an alert pending or firing since Prometheus started.
-        history = await prometheus.query("count_over_time(ALERTS[10m])")
+        # CitrixExporterAbsent is pending until the first scrape (rules are evaluated from the
+        # start), and must never fire.
+        history = await prometheus.query(
+            'count_over_time((ALERTS unless ALERTS{alertname="CitrixExporterAbsent",'
+            'alertstate="pending"})[10m:1s])'
+        )
         ever = {
             key({k: v for k, v in r["metric"].items() if k not in {"__name__", "alertstate"}})
             for r in history
@@ -346,7 +360,10 @@ async def _check_quiet_rules_were_armed(prometheus: Prometheus) -> None:
     assert sorted(loaded) == sorted(shipped)
     for name, rule in loaded.items():
         assert rule["health"] == "ok", rule
-        assert rule["duration"] == pytest.approx(_seconds(shipped[name]["for"]) / SPEEDUP), rule
+        fast = _seconds(shipped[name]["for"]) / SPEEDUP
+        if name[0] == "CitrixExporterAbsent":
+            fast = _seconds(FIRST_SCRAPE)
+        assert rule["duration"] == pytest.approx(fast), rule
 
     async def by(expr: str, *labels: str) -> dict[tuple[str, ...], float]:
         result = await prometheus.query(expr)
@@ -398,3 +415,110 @@ async def _check_quiet_rules_were_armed(prometheus: Prometheus) -> None:
         (c,): float({DAAS: BURST_SIZE, HEALTHY: sum(HEALTHY_FAILURES.values())}.get(c, 0))
         for c in customers
     }
+
+
+# -- inhibition: the shipped Alertmanager config ---------------------------------------------------
+
+ALERTMANAGER_CONFIG = REPO / "deploy" / "compose" / "alertmanager.yml"
+# An inhibition holds back what Alertmanager has not sent yet: CitrixTokenRequestsFailing
+# starts its `for` a scrape later than CitrixCollectorDown (increase() needs two samples) but
+# has the shorter `for`; group_wait (30s shipped) covers the rest.
+GROUP_WAIT = "5s"
+STALE_ALERT = {"alertname": "CitrixDataStale", "severity": "warning", "customer_id": DAAS,
+               "collector": "licensing", "job": JOB}  # fmt: skip
+
+
+def inhibiting_alertmanager_config(hook_url: str) -> str:
+    """The test's webhook route with the shipped inhibit_rules, unchanged."""
+    shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    assert shipped["inhibit_rules"], "no inhibit_rules in deploy/compose/alertmanager.yml"
+    return yaml.safe_dump(
+        {
+            "route": {"receiver": "test-webhook", "group_by": ["..."], "group_wait": GROUP_WAIT,
+                      "group_interval": "1s", "repeat_interval": "1h"},
+            "receivers": [{"name": "test-webhook", "webhook_configs": [
+                {"url": hook_url, "send_resolved": False}]}],
+            "inhibit_rules": shipped["inhibit_rules"],
+        }
+    )  # fmt: skip
+
+
+async def test_inhibited_alerts_do_not_arrive(tmp_path, sim_state, base_url, aiohttp_server):
+    """Through the shipped inhibit rules: healthy-co's client secret is wrong, so its token
+    requests fail and both its collectors are down; CitrixTokenRequestsFailing arrives, the two
+    CitrixCollectorDown fire in Prometheus but Alertmanager holds them back. A second target of
+    the job is down: CitrixExporterDown arrives, and an alert then sent for that instance
+    (CitrixDataStale, posted to Alertmanager's API by the test: with the target down,
+    Prometheus has no series of it to alert on) is held back."""
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager")
+    hook_url, payloads = await webhook(aiohttp_server)
+    rules = write_fast_rules(tmp_path / "rules.yml")
+    config = write_exporter_config(tmp_path / "exporter.yml", base_url, sim_state)
+    data = yaml.safe_load(config.read_text())
+    for customer in data["customers"]:
+        if customer["customer_id"] == HEALTHY:
+            customer["client_secret"] = "not-the-secret"
+    config.write_text(yaml.safe_dump(data))
+    port, dead = free_port(), f"127.0.0.1:{free_port()}"
+    exporter = Process("exporter", exporter_command(port, "--config.file", str(config)), tmp_path)
+    alertmanager = Alertmanager(
+        alertmanager_bin, tmp_path, inhibiting_alertmanager_config(hook_url)
+    )
+    prometheus = Prometheus(
+        prometheus_bin,
+        tmp_path,
+        f"""global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - {rules}
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{alertmanager.port}']
+scrape_configs:
+  - job_name: {JOB}
+    static_configs:
+      - targets: ['127.0.0.1:{port}', '{dead}']
+""",
+    )
+    try:
+        await exporter.start()
+        await asyncio.gather(alertmanager.start(), prometheus.start())
+        stale = {**STALE_ALERT, "instance": dead}
+        token = {"alertname": "CitrixTokenRequestsFailing", "customer_id": HEALTHY}
+        down = {"alertname": "CitrixExporterDown", "instance": dead}
+
+        def arrived(labels: dict[str, str]) -> bool:
+            return any(labels.items() <= a["labels"].items() for p in payloads for a in p["alerts"])
+
+        posted: list[dict[str, str]] = []
+
+        async def inhibited() -> list[dict[str, Any]] | None:
+            firing = [a for a in await prometheus.alerts() if a["state"] == "firing"]
+            collector_down = [
+                a for a in firing
+                if a["labels"]["alertname"] == "CitrixCollectorDown"
+                and a["labels"]["customer_id"] == HEALTHY
+            ]  # fmt: skip
+            held = [
+                a for a in await alertmanager.alerts()
+                if a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+            ]  # fmt: skip
+            if arrived(down) and not posted:  # an alert of the instance while it is down
+                posted.append(stale)
+                await alertmanager.post([{"labels": stale, "annotations": {"summary": "test"}}])
+            ready = len(collector_down) == 2 and arrived(token) and arrived(down)
+            return held if ready and len(held) >= 3 else None
+
+        held = await wait_until(inhibited, WAIT_FOR_ALERTS, prometheus.process)
+        assert sorted((a["labels"]["alertname"], a["labels"]["customer_id"]) for a in held) == [
+            ("CitrixCollectorDown", HEALTHY), ("CitrixCollectorDown", HEALTHY),
+            ("CitrixDataStale", DAAS),
+        ]  # fmt: skip
+        await asyncio.sleep(3)  # several group intervals: nothing held back goes out late
+        assert not arrived({"alertname": "CitrixCollectorDown", "customer_id": HEALTHY})
+        assert not arrived(stale)
+    finally:
+        await stop_all(prometheus, alertmanager, exporter)

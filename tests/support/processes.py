@@ -215,3 +215,11 @@ class Alertmanager(Server):
         """The alerts Alertmanager holds (GET /api/v2/alerts)."""
         alerts: list[dict[str, Any]] = await get_json(f"{self.url}/api/v2/alerts")
         return alerts
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None:
+        """Send alerts as Prometheus does (POST /api/v2/alerts)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}/api/v2/alerts", json=alerts) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
