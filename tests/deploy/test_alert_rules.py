@@ -40,6 +40,7 @@ EXPECTED_ALERTS = {
     "CitrixExporterReloadFailing": {"warning"},
     "CitrixUpstreamDataIssues": {"warning"},
     "CitrixMachinesUnregistered": {"warning"},
+    "CitrixDeliveryGroupDown": {"critical"},
     "CitrixConnectionFailureSpike": {"warning"},
     "CitrixMachinesFaulted": {"warning"},
     "CitrixLogonSlow": {"warning"},

@@ -163,7 +163,7 @@ EXPECTED: dict[Labels, str | re.Pattern[str]] = {
     "more than it has available.",
     EXPIRING_ALERT: f"{EXPIRING_LICENSES} {PRODUCT} ({EDITION}) licenses of customer "
     f"{EXPIRING} expire in 5.5 days.",
-    UNREGISTERED_ALERT: f"{UNREGISTERED_SHARE} of the machines in delivery group "
+    UNREGISTERED_ALERT: f"{UNREGISTERED_SHARE} of the powered-on machines in delivery group "
     f"{TROUBLED_GROUP} of customer {DAAS} are unregistered.",
     SPIKE_ALERT: SPIKE_DESCRIPTION,
 }
@@ -396,10 +396,10 @@ async def _check_quiet_rules_were_armed(prometheus: Prometheus) -> None:
     )
     assert list(soon) == [(EXPIRING,)]
     # CitrixMachinesUnregistered: the quiet groups have unregistered machines, 5 % and exactly
-    # the 10 % threshold, and the healthy customer's group none.
+    # the 10 % threshold, and the healthy customer's group none (all machines powered on).
+    # CitrixDeliveryGroupDown: no group has all of them unregistered.
     share = await by(
-        'sum by (customer_id, delivery_group) (citrix_machines{registration_state="unregistered"})'
-        " / sum by (customer_id, delivery_group) (citrix_machines)",
+        "citrix_machines_unregistered_powered_on / citrix_machines_powered_on",
         "customer_id",
         "delivery_group",
     )
