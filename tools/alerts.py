@@ -439,8 +439,13 @@ The licenses of License Server {{ $labels.fqdn }} of customer
             "CitrixPartnerCustomerOverage",
             "warning",
             """\
-max by (customer_id, tenant_id, tenant_name) (citrix_partner_tenant_daas_overage)
-  > [[partner_overage_licenses]]  # THRESHOLD licenses in overage""",
+(
+  max by (customer_id, tenant_id) (citrix_partner_tenant_daas_overage)
+    > [[partner_overage_licenses]]  # THRESHOLD licenses in overage
+)
+# The tenant's name, from its info series (one: replicas, or a rename, may show two).
+* on (customer_id, tenant_id) group_left (tenant_name)
+topk by (customer_id, tenant_id) (1, citrix_partner_tenant_info)""",
             "partner_overage_for",
             "A partner's customer is in Citrix DaaS license overage",
             """\
