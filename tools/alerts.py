@@ -300,15 +300,38 @@ DAAS = Group(
             "CitrixMachinesUnregistered",
             "warning",
             """\
-sum by (customer_id, delivery_group) (citrix_machines{registration_state="unregistered"})
-/ sum by (customer_id, delivery_group) (citrix_machines)
-  > [[unregistered_share]]  # THRESHOLD share of the delivery group's machines""",
+# Of the machines powered on and not in maintenance: a powered-off machine is
+# unregistered by design (autoscale at night), and no fault.
+max by (customer_id, delivery_group) (citrix_machines_unregistered_powered_on)
+/ max by (customer_id, delivery_group) (citrix_machines_powered_on > 0)
+  > [[unregistered_share]]  # THRESHOLD share of the group's powered-on machines""",
             "unregistered_for",
             "Many Citrix DaaS machines unregistered",
             """\
-{{ $value | humanizePercentage }} of the machines in delivery group
+{{ $value | humanizePercentage }} of the powered-on machines in delivery group
 {{ $labels.delivery_group }} of customer {{ $labels.customer_id }} are unregistered.""",
-            "> [[unregistered_share%]] % ([[unregistered_share]]) of a delivery group unregistered",
+            "> [[unregistered_share%]] % ([[unregistered_share]]) of a group's powered-on\n"
+            "machines unregistered (none on: nothing)",
+        ),
+        Alert(
+            "CitrixDeliveryGroupDown",
+            "critical",
+            """\
+# Every machine powered on (and not in maintenance) is unregistered: no one can connect.
+# Alertmanager holds back CitrixMachinesUnregistered for the group meanwhile.
+max by (customer_id, delivery_group) (citrix_machines_unregistered_powered_on)
+  == on (customer_id, delivery_group)
+max by (customer_id, delivery_group) (citrix_machines_powered_on)
+  > [[group_down_machines]]  # THRESHOLD machines powered on (all off at night: no outage)""",
+            "group_down_for",
+            "Citrix DaaS delivery group down",
+            """\
+All powered-on machines ({{ $value | printf "%.0f" }}) of delivery group
+{{ $labels.delivery_group }} of customer {{ $labels.customer_id }} are unregistered:
+no session can start there.""",
+            "every powered-on machine of a group\n"
+            "unregistered, > [[group_down_machines]] powered on",
+            for_comment="how long every powered-on machine may be unregistered",
         ),
         Alert(
             "CitrixConnectionFailureSpike",
@@ -416,8 +439,13 @@ The licenses of License Server {{ $labels.fqdn }} of customer
             "CitrixPartnerCustomerOverage",
             "warning",
             """\
-max by (customer_id, tenant_id, tenant_name) (citrix_partner_tenant_daas_overage)
-  > [[partner_overage_licenses]]  # THRESHOLD licenses in overage""",
+(
+  max by (customer_id, tenant_id) (citrix_partner_tenant_daas_overage)
+    > [[partner_overage_licenses]]  # THRESHOLD licenses in overage
+)
+# The tenant's name, from its info series (one: replicas, or a rename, may show two).
+* on (customer_id, tenant_id) group_left (tenant_name)
+topk by (customer_id, tenant_id) (1, citrix_partner_tenant_info)""",
             "partner_overage_for",
             "A partner's customer is in Citrix DaaS license overage",
             """\

@@ -77,8 +77,12 @@ PARAMS: dict[str, Param] = {
     "throttled_for": Param("30m", "CitrixUpstreamThrottled"),
     "data_issues": Param("0", "CitrixUpstreamDataIssues: unreadable values in an hour"),
     "data_issues_for": Param("15m", "CitrixUpstreamDataIssues"),
-    "unregistered_share": Param("0.10", "CitrixMachinesUnregistered: share of a group"),
+    "unregistered_share": Param(
+        "0.10", "CitrixMachinesUnregistered: share of a group's powered-on machines"
+    ),
     "unregistered_for": Param("15m", "CitrixMachinesUnregistered"),
+    "group_down_machines": Param("0", "CitrixDeliveryGroupDown: machines powered on, more than"),
+    "group_down_for": Param("10m", "CitrixDeliveryGroupDown"),
     "spike_failures": Param("5", "CitrixConnectionFailureSpike: failures in 10 minutes"),
     "spike_factor": Param("3", "CitrixConnectionFailureSpike: times the 1-day average rate"),
     "spike_for": Param("5m", "CitrixConnectionFailureSpike"),

@@ -40,6 +40,7 @@ EXPECTED_ALERTS = {
     "CitrixExporterReloadFailing": {"warning"},
     "CitrixUpstreamDataIssues": {"warning"},
     "CitrixMachinesUnregistered": {"warning"},
+    "CitrixDeliveryGroupDown": {"critical"},
     "CitrixConnectionFailureSpike": {"warning"},
     "CitrixMachinesFaulted": {"warning"},
     "CitrixLogonSlow": {"warning"},
@@ -181,24 +182,30 @@ def test_thresholds_are_listed_at_the_top():
 
 
 def test_every_alert_has_a_firing_and_a_quiet_unit_test():
-    firing: set[tuple[str, str]] = set()
-    quiet: set[str] = set()
+    firing, quiet = unit_test_files()
+    for name, severities in EXPECTED_ALERTS.items():
+        assert name in quiet, f"no unit test where {name} does not fire"
+        for severity in severities:
+            assert (name, severity) in firing, f"no unit test where {name} fires ({severity})"
+
+
+def unit_test_files() -> tuple[dict[tuple[str, str], set[str]], dict[str, set[str]]]:
+    """(alert, severity) -> the unit test files where it fires; alert -> those where it stays
+    quiet. Every firing case checks exact annotations, not just labels."""
+    firing: dict[tuple[str, str], set[str]] = {}
+    quiet: dict[str, set[str]] = {}
     for path in UNIT_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
             for check in case.get("alert_rule_test", []):
                 name = check["alertname"]
                 if not check.get("exp_alerts"):
-                    quiet.add(name)
+                    quiet.setdefault(name, set()).add(path.name)
                 for alert in check.get("exp_alerts") or []:
-                    firing.add((name, alert["exp_labels"]["severity"]))
-                    # Exact annotations, not just labels.
+                    firing.setdefault((name, alert["exp_labels"]["severity"]), set()).add(path.name)
                     assert set(alert["exp_annotations"]) == {
                         "summary", "description", "runbook_url",
                     }, (path.name, name)  # fmt: skip
-    for name, severities in EXPECTED_ALERTS.items():
-        assert name in quiet, f"no unit test where {name} does not fire"
-        for severity in severities:
-            assert (name, severity) in firing, f"no unit test where {name} fires ({severity})"
+    return firing, quiet
 
 
 def test_rules_use_contract_metrics_and_labels():
@@ -442,3 +449,27 @@ def test_every_threshold_is_pinned_by_a_boundary_case(tmp_path):
     survivors = [label for path, label in files.items() if verdicts.get(str(path))]
     assert not survivors, f"threshold changes no boundary case notices: {survivors}"
     assert len(verdicts) == len(files), result.stdout[-2000:] + result.stderr[-2000:]
+
+
+# -- docs/runbooks.md: which test fires each alert, which keeps it quiet ---------------------------
+
+E2E_TESTS = (REPO / "tests" / "e2e" / "test_e2e_alerts.py", Path(__file__))
+_TABLE_ROW = re.compile(r"^\| `(Citrix\w+)` \| (\w+) \| (.*) \| (.*) \| (.*) \|$")
+
+
+def test_runbooks_say_which_test_fires_each_alert_and_which_keeps_it_quiet():
+    text = RUNBOOK.read_text()
+    section = text.split("## Each alert: the test that fires it, the test that keeps it quiet")[1]
+    rows = {
+        (m[1], m[2]): (m[3], m[4], m[5])
+        for m in map(_TABLE_ROW.match, section.split("\n## ")[0].splitlines())
+        if m
+    }
+    assert set(rows) == {(r["alert"], r["labels"]["severity"]) for r in alert_rules()}
+    firing, quiet = unit_test_files()
+    e2e = "\n".join(path.read_text() for path in E2E_TESTS)
+    for (name, severity), (fires, stays_quiet, end_to_end) in rows.items():
+        assert set(re.findall(r"`([\w.]+)`", fires)) == firing[(name, severity)], name
+        assert set(re.findall(r"`([\w.]+)`", stays_quiet)) == quiet[name], name
+        for test in re.findall(r"`(\w+)`", end_to_end):
+            assert f"def {test}(" in e2e, f"{name}: no end-to-end test {test}"

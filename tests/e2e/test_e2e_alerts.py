@@ -5,7 +5,8 @@ The scenario (tests/support/scenarios.py: alert_scenario) has a customer in over
 licenses expire in 5.5 days, one with a delivery group 30 % unregistered that gets a burst of
 connection failures once the exporter runs, and a healthy one. The expected alerts must fire in
 Prometheus with exact labels and annotations and reach the webhook through Alertmanager; nothing
-else may ever be pending or firing. Dashboards against Monitor data:
+else may ever be pending or firing. The demo's autoscaled delivery group raises nothing in its
+nightly state and CitrixDeliveryGroupDown in an outage. Dashboards against Monitor data:
 tests/deploy/test_dashboards.py.
 """
 
@@ -23,8 +24,11 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from exporter.simulator.app import create_app
+from exporter.simulator.autoscale import AUTOSCALE_GROUP
+from exporter.simulator.scenarios import autoscale_night, autoscale_outage, demo_state
 from exporter.simulator.state import SimulatorState
-from tests.support.helpers import require_binary
+from tests.support.helpers import require_binary, url_of
 from tests.support.processes import (
     Alertmanager,
     Process,
@@ -52,6 +56,7 @@ from tests.support.scenarios import (
     add_failures,
     add_logons,
     alert_scenario,
+    write_demo_config,
     write_exporter_config,
 )
 from tools import rules as generator
@@ -163,7 +168,7 @@ EXPECTED: dict[Labels, str | re.Pattern[str]] = {
     "more than it has available.",
     EXPIRING_ALERT: f"{EXPIRING_LICENSES} {PRODUCT} ({EDITION}) licenses of customer "
     f"{EXPIRING} expire in 5.5 days.",
-    UNREGISTERED_ALERT: f"{UNREGISTERED_SHARE} of the machines in delivery group "
+    UNREGISTERED_ALERT: f"{UNREGISTERED_SHARE} of the powered-on machines in delivery group "
     f"{TROUBLED_GROUP} of customer {DAAS} are unregistered.",
     SPIKE_ALERT: SPIKE_DESCRIPTION,
 }
@@ -187,6 +192,27 @@ def check_annotations(labels: Labels, annotations: dict[str, str], where: str) -
         assert match, f"{where}: {description!r}"
         # increase() extrapolates the burst a little (<= 25 % with 5 samples before it).
         assert BURST_SIZE <= int(match[1]) <= BURST_SIZE * 1.25, f"{where}: {description!r}"
+
+
+def alerting_prometheus(
+    binary: str, tmp_path: Path, rules: Path, alertmanager: Alertmanager, targets: list[str]
+) -> Prometheus:
+    """A Prometheus scraping `targets` as the shipped rules' job every second, evaluating
+    `rules` every second and sending alerts to `alertmanager`."""
+    return Prometheus(
+        binary,
+        tmp_path,
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "alerting": {"alertmanagers": [
+                    {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]},
+                "scrape_configs": [
+                    {"job_name": JOB, "static_configs": [{"targets": targets}]}],
+            }
+        ),
+    )  # fmt: skip
 
 
 # -- the test -------------------------------------------------------------------------------------
@@ -254,23 +280,8 @@ receivers:
         send_resolved: false
 """,
     )
-    prometheus = Prometheus(
-        prometheus_bin,
-        tmp_path,
-        f"""global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - {rules}
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ['127.0.0.1:{alertmanager.port}']
-scrape_configs:
-  - job_name: {JOB}
-    static_configs:
-      - targets: ['127.0.0.1:{port}']
-""",
+    prometheus = alerting_prometheus(
+        prometheus_bin, tmp_path, rules, alertmanager, [f"127.0.0.1:{port}"]
     )
     try:
         await exporter.start()
@@ -396,10 +407,10 @@ async def _check_quiet_rules_were_armed(prometheus: Prometheus) -> None:
     )
     assert list(soon) == [(EXPIRING,)]
     # CitrixMachinesUnregistered: the quiet groups have unregistered machines, 5 % and exactly
-    # the 10 % threshold, and the healthy customer's group none.
+    # the 10 % threshold, and the healthy customer's group none (all machines powered on).
+    # CitrixDeliveryGroupDown: no group has all of them unregistered.
     share = await by(
-        'sum by (customer_id, delivery_group) (citrix_machines{registration_state="unregistered"})'
-        " / sum by (customer_id, delivery_group) (citrix_machines)",
+        "citrix_machines_unregistered_powered_on / citrix_machines_powered_on",
         "customer_id",
         "delivery_group",
     )
@@ -465,23 +476,8 @@ async def test_inhibited_alerts_do_not_arrive(tmp_path, sim_state, base_url, aio
     alertmanager = Alertmanager(
         alertmanager_bin, tmp_path, inhibiting_alertmanager_config(hook_url)
     )
-    prometheus = Prometheus(
-        prometheus_bin,
-        tmp_path,
-        f"""global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - {rules}
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ['127.0.0.1:{alertmanager.port}']
-scrape_configs:
-  - job_name: {JOB}
-    static_configs:
-      - targets: ['127.0.0.1:{port}', '{dead}']
-""",
+    prometheus = alerting_prometheus(
+        prometheus_bin, tmp_path, rules, alertmanager, [f"127.0.0.1:{port}", dead]
     )
     try:
         await exporter.start()
@@ -520,5 +516,105 @@ scrape_configs:
         await asyncio.sleep(3)  # several group intervals: nothing held back goes out late
         assert not arrived({"alertname": "CitrixCollectorDown", "customer_id": HEALTHY})
         assert not arrived(stale)
+    finally:
+        await stop_all(prometheus, alertmanager, exporter)
+
+
+# -- the demo's autoscaled delivery group ----------------------------------------------------------
+
+AUTOSCALED = {"customer_id": "acme-demo", "delivery_group": AUTOSCALE_GROUP}
+AUTOSCALED_SELECTOR = ",".join(f'{k}="{v}"' for k, v in AUTOSCALED.items())
+AUTOSCALED_MACHINES = 6
+# Scrapes of the nightly state before the test looks: several times both rules' short `for`
+# (1 s and 1.5 s) and a few Monitor polls (every 2 s).
+NIGHT_SCRAPES = 8
+GROUP_DOWN_DESCRIPTION = (
+    f"All powered-on machines ({AUTOSCALED_MACHINES}) of delivery group {AUTOSCALE_GROUP} of "
+    "customer acme-demo are unregistered: no session can start there."
+)
+
+
+async def test_autoscaled_group_quiet_at_night_and_down_in_an_outage(tmp_path, aiohttp_server):
+    """The demo (its own config, polling every 2 s), DG-Autoscale pinned in the nightly state:
+    5 of its 6 machines off and unregistered, one on and registered. Unregistered machines, yet
+    no alert for the group is ever pending or firing. Then the outage (all 6 on, none
+    registered): CitrixDeliveryGroupDown reaches the webhook through the shipped inhibit rules,
+    and CitrixMachinesUnregistered (100 %) fires in Prometheus but Alertmanager holds it back."""
+    prometheus_bin = require_binary("prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager")
+    state = demo_state()
+    autoscale_night(state)
+    server = await aiohttp_server(create_app(state))
+    hook_url, payloads = await webhook(aiohttp_server)
+    rules = write_fast_rules(tmp_path / "rules.yml")
+    config = write_demo_config(tmp_path / "exporter.yml", url_of(server), state)
+    port = free_port()
+    exporter = Process("exporter", exporter_command(port, "--config.file", str(config)), tmp_path)
+    alertmanager = Alertmanager(
+        alertmanager_bin, tmp_path, inhibiting_alertmanager_config(hook_url)
+    )
+    prometheus = alerting_prometheus(
+        prometheus_bin, tmp_path, rules, alertmanager, [f"127.0.0.1:{port}"]
+    )
+
+    async def value(expr: str) -> float | None:
+        result = await prometheus.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    try:
+        await exporter.start()
+        await asyncio.gather(alertmanager.start(), prometheus.start())
+
+        async def night_seen() -> bool:
+            scrapes = await value(
+                f"count_over_time(citrix_machines_powered_on{{{AUTOSCALED_SELECTOR}}}[1m])"
+            )
+            return (scrapes or 0) >= NIGHT_SCRAPES
+
+        await wait_until(night_seen, WAIT_FOR_ALERTS, prometheus.process)
+        # The night as the rules see it: one machine on (registered), five off and unregistered.
+        night = {
+            f"citrix_machines_powered_on{{{AUTOSCALED_SELECTOR}}}": 1.0,
+            f"citrix_machines_unregistered_powered_on{{{AUTOSCALED_SELECTOR}}}": 0.0,
+            f'citrix_machines{{registration_state="unregistered",{AUTOSCALED_SELECTOR}}}': 5.0,
+        }
+        for expr, expected in night.items():
+            assert await value(f"max_over_time({expr}[1m])") == expected, expr
+            assert await value(f"min_over_time({expr}[1m])") == expected, expr
+        loaded = {r["name"]: r for r in await prometheus.rules()}
+        for name in ("CitrixMachinesUnregistered", "CitrixDeliveryGroupDown"):
+            assert loaded[name]["health"] == "ok", loaded[name]
+        ever = await prometheus.query(f"count_over_time(ALERTS{{{AUTOSCALED_SELECTOR}}}[10m:1s])")
+        assert ever == [], ever
+
+        autoscale_outage(state)
+        down = {"alertname": "CitrixDeliveryGroupDown", **AUTOSCALED}
+        unregistered = {"alertname": "CitrixMachinesUnregistered", **AUTOSCALED}
+
+        def arrived(labels: dict[str, str]) -> list[dict[str, Any]]:
+            return [
+                a for p in payloads for a in p["alerts"] if labels.items() <= a["labels"].items()
+            ]
+
+        async def outage_handled() -> bool:
+            held = [
+                a for a in await alertmanager.alerts()
+                if unregistered.items() <= a["labels"].items()
+                and a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+            ]  # fmt: skip
+            return bool(arrived(down) and held)
+
+        await wait_until(outage_handled, WAIT_FOR_ALERTS, prometheus.process)
+        [alert] = arrived(down)
+        assert alert["labels"] == {"severity": "critical", **down}, alert
+        assert alert["annotations"]["description"] == GROUP_DOWN_DESCRIPTION
+        firing = {
+            a["labels"]["alertname"]: a for a in await prometheus.alerts()
+            if a["state"] == "firing" and AUTOSCALED.items() <= a["labels"].items()
+        }  # fmt: skip
+        assert sorted(firing) == sorted([down["alertname"], unregistered["alertname"]])
+        assert firing[unregistered["alertname"]]["annotations"]["description"].startswith("100%")
+        await asyncio.sleep(3)  # several group intervals: the held-back alert never goes out
+        assert not arrived(unregistered)
     finally:
         await stop_all(prometheus, alertmanager, exporter)
