@@ -826,6 +826,10 @@ GROUP_LEGEND = "{{customer_id}} {{delivery_group}}"
 NO_GROUP = ("delivery_group",)  # citrix_connection_failures_total has no delivery_group label
 
 
+# The CitrixLogonSlow alert's p95 threshold, drawn on the per-group p95 panel.
+LOGON_P95_SECONDS = float(PARAMS["logon_p95_seconds"].default)
+
+
 def total(metric: str, *extra: str, by: str | None = None) -> str:
     aggregation = f"sum by ({by})" if by else "sum"
     return f"{aggregation} ({DAAS(metric, *extra)})"
@@ -926,6 +930,25 @@ def daas() -> Json:
             fill=30,
         ),
         12,
+        8,
+    )
+
+    layout.add(
+        relative_time(
+            timeseries(
+                "Daily peak sessions",
+                "The most sessions open at once (every state) in each day, per customer and "
+                "delivery group, over the last 30 days whatever the dashboard's time range: "
+                "max_over_time of the per-group session count over a day (a 1-minute "
+                "subquery), one bar per day.",
+                "short",
+                Q(f"max_over_time(({state_per_group('citrix_sessions')})[1d:1m])", GROUP_LEGEND),
+                draw="bars",
+            ),
+            "30d",
+            interval="1d",
+        ),
+        24,
         8,
     )
 
@@ -1121,9 +1144,13 @@ def daas() -> Json:
     layout.add(
         timeseries(
             "Logon duration p95 per delivery group",
-            "95th percentile logon duration per customer and delivery group.",
+            "95th percentile logon duration per customer and delivery group "
+            "(histogram_quantile over citrix_logon_duration_seconds_bucket by delivery_group). "
+            f"The red line is the CitrixLogonSlow threshold ({LOGON_P95_SECONDS:g} s).",
             "s",
             Q(logon_quantile(0.95, by=f"{GROUP_BY}, le"), GROUP_LEGEND),
+            steps=thresholds("green", (LOGON_P95_SECONDS, "red")),
+            threshold_style="line",
         ),
         12,
         8,
