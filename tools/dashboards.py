@@ -96,6 +96,17 @@ CUSTOMER_LINK = dashboard_link("Licenses of this customer", LICENSING_UID, "cust
 FORECAST_WINDOW = PARAMS["forecast_window"].default
 
 
+def overage_column(title: str, expr: str) -> Column:
+    """Licenses over: red from 1."""
+    return Column(title, expr, steps=thresholds("green", (1, "red")), cell="color-background")
+
+
+def share_used_column(title: str, expr: str) -> Column:
+    """A share of the licenses in use: orange from 90 %, red from 100 % (overage)."""
+    steps = thresholds("green", (0.9, "orange"), (1, "red"))
+    return Column(title, expr, unit="percentunit", steps=steps, cell="color-text")
+
+
 def top(expr: str, k: str = "topk") -> str:
     """The TOP series of `expr` (`k` is topk or bottomk)."""
     return f"{k}({TOP}, {expr})"
@@ -139,19 +150,8 @@ def licensing() -> Json:
             "short",
             LIC_COLUMNS,
             [
-                Column(
-                    "Overage",
-                    lic("citrix_licenses_overage"),
-                    steps=thresholds("green", (1, "red")),
-                    cell="color-background",
-                ),
-                Column(
-                    "Used %",
-                    ratio_of_available("citrix_licenses_used"),
-                    unit="percentunit",
-                    steps=thresholds("green", (0.9, "orange"), (1, "red")),
-                    cell="color-text",
-                ),
+                overage_column("Overage", lic("citrix_licenses_overage")),
+                share_used_column("Used %", ratio_of_available("citrix_licenses_used")),
                 Column(
                     "Remaining %",
                     ratio_of_available("citrix_licenses_remaining"),
@@ -503,21 +503,13 @@ def trend_rows(layout: Layout) -> None:
                 "short",
                 LIC_COLUMNS,
                 [
-                    Column(
-                        "Peak overage",
-                        peak("citrix_licenses_overage"),
-                        steps=thresholds("green", (1, "red")),
-                        cell="color-background",
-                    ),
+                    overage_column("Peak overage", peak("citrix_licenses_overage")),
                     Column("Peak used", peak("citrix_licenses_used")),
                     Column("Available", lic("citrix_licenses_available")),
-                    Column(
+                    share_used_column(
                         "Peak % of available",
                         f"{peak('citrix_licenses_used')} / "
                         f"clamp_min({lic('citrix_licenses_available')}, 1)",
-                        unit="percentunit",
-                        steps=thresholds("green", (0.9, "orange"), (1, "red")),
-                        cell="color-text",
                     ),
                 ],
                 sort_by="Peak overage",
@@ -778,19 +770,10 @@ def partner_rows(layout: Layout) -> None:
             "short",
             {"customer_id": "Partner", "tenant_id": "Customer id", "tenant_name": "Account"},
             [
-                Column(
-                    "DaaS overage",
-                    named(per("citrix_partner_tenant_daas_overage", TENANT_BY)),
-                    steps=thresholds("green", (1, "red")),
-                    cell="color-background",
+                overage_column(
+                    "DaaS overage", named(per("citrix_partner_tenant_daas_overage", TENANT_BY))
                 ),
-                Column(
-                    "DaaS used %",
-                    named(daas_share()),
-                    unit="percentunit",
-                    steps=thresholds("green", (0.9, "orange"), (1, "red")),
-                    cell="color-text",
-                ),
+                share_used_column("DaaS used %", named(daas_share())),
                 Column(
                     "DaaS licenses", named(per("citrix_partner_tenant_daas_licenses", TENANT_BY))
                 ),

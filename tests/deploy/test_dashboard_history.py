@@ -46,6 +46,11 @@ def sample(labels: str, value: float) -> dict[str, Any]:
     return {"labels": "{" + labels + "}", "value": value}
 
 
+def case(expr: str, at: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """A promql_expr_test: `expr` at `at` (a duration after the series start) gives `samples`."""
+    return {"expr": expr, "eval_time": at, "exp_samples": samples}
+
+
 def trend_test() -> dict[str, Any]:
     """A year of daily samples (what a backfill writes): 200 days back the trend shows that
     day's figures, the smaller assignment (user) as used."""
@@ -58,11 +63,7 @@ def trend_test() -> dict[str, Any]:
             series("citrix_licenses_month_assigned", f'{acme}, assignment="device"', "60+1x364"),
         ],
         "promql_expr_test": [
-            {
-                "expr": query(LICENSING, "Usage trend (12 months)", ref),
-                "eval_time": "200d",
-                "exp_samples": [sample(acme, value)],
-            }
+            case(query(LICENSING, "Usage trend (12 months)", ref), "200d", [sample(acme, value)])
             for ref, value in (("A", 250), ("B", 120))
         ],
     }
@@ -88,21 +89,15 @@ def forecast_test() -> dict[str, Any]:
         "promql_expr_test": [
             # NaN equals nothing, not even in promtool: `== itself` drops it, `!= bool
             # itself` is 1 only for it.
-            {
-                "expr": f"({forecast}) == ({forecast})",
-                "eval_time": "168h",
-                "exp_samples": [sample(acme, 32 / 24), sample(initech, 0)],
-            },
-            {
-                "expr": f"({forecast}) != bool ({forecast})",
-                "eval_time": "168h",
-                "exp_samples": [sample(acme, 0), sample(globex, 1), sample(initech, 0)],
-            },
-            {
-                "expr": growth,
-                "eval_time": "168h",
-                "exp_samples": [sample(acme, 24), sample(globex, 0), sample(initech, 24)],
-            },
+            case(
+                f"({forecast}) == ({forecast})", "168h", [sample(acme, 32 / 24), sample(initech, 0)]
+            ),
+            case(
+                f"({forecast}) != bool ({forecast})",
+                "168h",
+                [sample(acme, 0), sample(globex, 1), sample(initech, 0)],
+            ),
+            case(growth, "168h", [sample(acme, 24), sample(globex, 0), sample(initech, 24)]),
         ],
     }
 
@@ -120,11 +115,7 @@ def billing_peak_test() -> dict[str, Any]:
             series("citrix_licenses_overage", acme, "0x201"),
         ],
         "promql_expr_test": [
-            {
-                "expr": query(LICENSING, title, ref),
-                "eval_time": "150h",
-                "exp_samples": [sample(acme, value)],
-            }
+            case(query(LICENSING, title, ref), "150h", [sample(acme, value)])
             for ref, value in (("A", 0), ("B", 150), ("D", 0.3))
         ],
     }
@@ -145,11 +136,7 @@ def daily_peak_test() -> dict[str, Any]:
             series("citrix_machines_in_maintenance", empty, "0x1500"),
         ],
         "promql_expr_test": [
-            {
-                "expr": query(DAAS, "Daily peak sessions"),
-                "eval_time": "1440m",
-                "exp_samples": [sample(day, 9), sample(empty, 0)],
-            }
+            case(query(DAAS, "Daily peak sessions"), "1440m", [sample(day, 9), sample(empty, 0)])
         ],
     }
 
