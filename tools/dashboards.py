@@ -23,16 +23,20 @@ from .grafana import (
     Scope,
     by_regexp,
     dashboard,
+    dashboard_link,
     fixed_color,
     gauge,
     heatmap,
+    nan_mapping,
     query_variable,
+    relative_time,
     stat,
     state_timeline,
     table,
     thresholds,
     timeseries,
 )
+from .rules import PARAMS
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
 
@@ -82,19 +86,72 @@ def ratio_of_available(metric: str) -> str:
     return f"{lic(metric)} / clamp_min({lic('citrix_licenses_available')}, 1)"
 
 
+# Panels that show one value per customer show the TOP customers only (topk / bottomk), so they
+# stay readable with hundreds of customers; the tables list every customer.
+TOP = 10
+LICENSING_UID = "citrix-cloud-licensing"
+# A customer's cell links to the licensing dashboard filtered to that customer.
+CUSTOMER_LINK = dashboard_link("Licenses of this customer", LICENSING_UID, "customer_id")
+# The overage forecast uses the CitrixLicensesOverageForecast alert's trend window.
+FORECAST_WINDOW = PARAMS["forecast_window"].default
+
+
+def overage_column(title: str, expr: str) -> Column:
+    """Licenses over: red from 1."""
+    return Column(title, expr, steps=thresholds("green", (1, "red")), cell="color-background")
+
+
+def share_used_column(title: str, expr: str) -> Column:
+    """A share of the licenses in use: orange from 90 %, red from 100 % (overage)."""
+    steps = thresholds("green", (0.9, "orange"), (1, "red"))
+    return Column(title, expr, unit="percentunit", steps=steps, cell="color-text")
+
+
+def top(expr: str, k: str = "topk") -> str:
+    """The TOP series of `expr` (`k` is topk or bottomk)."""
+    return f"{k}({TOP}, {expr})"
+
+
+def overage_then_share(overage: str, share: str) -> str:
+    """A rank ordering rows by overage, then by share used (both highest first): the overage
+    times 1000 plus the share (capped at 999, far above any real share)."""
+    return f"{overage} * 1000 + clamp_max({share}, 999)"
+
+
+def days_to_overage() -> str:
+    """Days until the fitted usage line crosses the available licenses, the alert's formula:
+    predict_linear(used[w], d) > available exactly when this is < d. 0 while in overage; NaN
+    (shown as "no overage forecast") when usage is flat or falling."""
+    used = LIC("citrix_licenses_used")
+    fit = f"max by ({LIC_BY}) (predict_linear({used}[{FORECAST_WINDOW}], 0))"
+    growth = f"max by ({LIC_BY}) (deriv({used}[{FORECAST_WINDOW}]) > 0)"
+    days = f"({lic('citrix_licenses_available')} - {fit}) / {growth} / 86400"
+    return f"clamp_min({days}, 0) or {lic('citrix_licenses_used')} * NaN"
+
+
+def month_used() -> str:
+    """Licenses used in each month of the historical usage (live or backfilled): the smaller
+    of the user and device assignments, as citrix_licenses_used is."""
+    by_assignment = LIC_BY + ", assignment"
+    return f"min by ({LIC_BY}) ({lic('citrix_licenses_month_assigned', by=by_assignment)})"
+
+
 def licensing() -> Json:
     layout = Layout()
     layout.row("All customers")
     layout.add(
         table(
-            "Customers by remaining licenses",
-            "Every selected customer and product, lowest remaining share first: the customers "
-            "that need licenses soonest are at the top. Remaining % is "
-            "citrix_licenses_remaining / citrix_licenses_available; overage and the days until "
-            "the next expiry are highlighted.",
+            "Customers by overage and share used",
+            "Every selected customer and product, those in overage first (most licenses over "
+            "first), then by the share of available licenses used: the customers that need "
+            "licenses soonest are at the top. Used % is citrix_licenses_used / "
+            "citrix_licenses_available; overage and the days until the next expiry are "
+            "highlighted. Click a customer to see only its licenses.",
             "short",
             LIC_COLUMNS,
             [
+                overage_column("Overage", lic("citrix_licenses_overage")),
+                share_used_column("Used %", ratio_of_available("citrix_licenses_used")),
                 Column(
                     "Remaining %",
                     ratio_of_available("citrix_licenses_remaining"),
@@ -106,12 +163,6 @@ def licensing() -> Json:
                 Column("Used", lic("citrix_licenses_used")),
                 Column("Remaining", lic("citrix_licenses_remaining")),
                 Column(
-                    "Overage",
-                    lic("citrix_licenses_overage"),
-                    steps=thresholds("green", (1, "red")),
-                    cell="color-background",
-                ),
-                Column(
                     "Days to next expiry",
                     days_until("citrix_licenses_next_expiry_timestamp_seconds"),
                     unit="none",
@@ -121,13 +172,17 @@ def licensing() -> Json:
                 ),
                 Column("Expiring", lic("citrix_licenses_expiring")),
             ],
-            sort_by="Remaining %",
+            sort_by="Overage",
+            sort_key=overage_then_share(
+                lic("citrix_licenses_overage"), ratio_of_available("citrix_licenses_used")
+            ),
+            links={"Customer": CUSTOMER_LINK},
         ),
         24,
         10,
     )
 
-    layout.row("Per customer and product")
+    layout.row(f"Per customer and product (top {TOP})")
     for title, metric, what in [
         ("Available", "citrix_licenses_available", "Licenses available (purchased)"),
         ("Used", "citrix_licenses_used", "Licenses in use (the smaller of user and device usage)"),
@@ -135,9 +190,9 @@ def licensing() -> Json:
         layout.add(
             stat(
                 title,
-                f"{what}, from {metric}, per customer and product.",
+                f"{what}, from {metric}, for the {TOP} customers and products with the most.",
                 "short",
-                Q(lic(metric), LIC_LEGEND),
+                Q(top(lic(metric)), LIC_LEGEND),
                 steps=thresholds("blue"),
             ),
             6,
@@ -146,9 +201,10 @@ def licensing() -> Json:
     layout.add(
         stat(
             "Remaining",
-            "Licenses not yet consumed (citrix_licenses_remaining); red when none are left.",
+            f"Licenses not yet consumed (citrix_licenses_remaining) of the {TOP} customers and "
+            "products with the fewest; red when none are left.",
             "short",
-            Q(lic("citrix_licenses_remaining"), LIC_LEGEND),
+            Q(top(lic("citrix_licenses_remaining"), "bottomk"), LIC_LEGEND),
             steps=thresholds("red", (1, "green")),
         ),
         6,
@@ -157,30 +213,31 @@ def licensing() -> Json:
     layout.add(
         stat(
             "Overage",
-            "Licenses used beyond those available (citrix_licenses_overage). Anything above 0 "
-            "is highlighted: the customer is out of compliance or will be billed for overage.",
+            "Licenses used beyond those available (citrix_licenses_overage), the "
+            f"{TOP} customers and products with the most. Anything above 0 is highlighted: the "
+            "customer is out of compliance or will be billed for overage.",
             "short",
-            Q(lic("citrix_licenses_overage"), LIC_LEGEND),
+            Q(top(lic("citrix_licenses_overage")), LIC_LEGEND),
             steps=thresholds("green", (1, "red")),
             color_mode="background",
         ),
         6,
         5,
     )
-    for title, metric, colours, steps, high in [
-        ("Used (% of available)", "citrix_licenses_used",
-         "Orange from 90 %, red from 100 % (overage).",
+    for title, metric, k, colours, steps, high in [
+        ("Used (% of available)", "citrix_licenses_used", "topk",
+         "The highest shares. Orange from 90 %, red from 100 % (overage).",
          thresholds("green", (0.9, "orange"), (1, "red")), 1.2),
-        ("Remaining (% of available)", "citrix_licenses_remaining",
-         "Red below 10 % (the CitrixLicensesLow alert), orange below 20 %.",
+        ("Remaining (% of available)", "citrix_licenses_remaining", "bottomk",
+         "The lowest shares. Red below 10 % (the CitrixLicensesLow alert), orange below 20 %.",
          thresholds("red", (0.1, "orange"), (0.2, "green")), 1),
     ]:  # fmt: skip
         layout.add(
             gauge(
                 title,
-                f"{metric} / citrix_licenses_available. {colours}",
+                f"{metric} / citrix_licenses_available, {TOP} customers and products. {colours}",
                 "percentunit",
-                Q(ratio_of_available(metric), LIC_LEGEND),
+                Q(top(ratio_of_available(metric), k), LIC_LEGEND),
                 steps=steps,
                 low=0,
                 high=high,
@@ -244,6 +301,8 @@ def licensing() -> Json:
         24,
         8,
     )
+
+    trend_rows(layout)
 
     layout.row("Expiry and activation")
     layout.add(
@@ -336,7 +395,7 @@ def licensing() -> Json:
     partner_rows(layout)
 
     return dashboard(
-        uid="citrix-cloud-licensing",
+        uid=LICENSING_UID,
         title="Citrix Cloud licensing",
         description="License usage, overage, expiry and monthly figures per Citrix Cloud "
         "customer and product, the concurrent license model, registered License Servers and "
@@ -364,6 +423,106 @@ def licensing() -> Json:
     )
 
 
+def trend_rows(layout: Layout) -> None:
+    layout.row("Trend, forecast and billing")
+    layout.add(
+        relative_time(
+            timeseries(
+                "Usage trend (12 months)",
+                "Licenses used (the smaller of user and device assignments, "
+                "citrix_licenses_month_assigned) against licenses available "
+                "(citrix_licenses_month_available, dashed) per month, over the last 12 months "
+                "whatever the dashboard's time range. The historical usage API's months, as "
+                "recorded since the exporter started or loaded by `citrix-cloud-exporter "
+                "backfill`.",
+                "short",
+                Q(month_used(), LIC_LEGEND + " used"),
+                Q(lic("citrix_licenses_month_available"), LIC_LEGEND + " available"),
+                overrides=[
+                    by_regexp(
+                        "/ available$/",
+                        **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}},
+                        **{"custom.fillOpacity": 0},
+                    )
+                ],
+            ),
+            "1y",
+            interval="1d",
+        ),
+        24,
+        8,
+    )
+    layout.add(
+        table(
+            "Overage forecast",
+            "Days until a customer runs out of licenses at the current trend: usage "
+            f"(citrix_licenses_used) fitted over the last {FORECAST_WINDOW} with "
+            "predict_linear, and the day the line crosses citrix_licenses_available (the "
+            "CitrixLicensesOverageForecast alert warns below "
+            f'{PARAMS["forecast_days"].default} days). 0 while in overage; "no overage '
+            'forecast" when usage is flat or falling. Growth is licenses per day.',
+            "short",
+            LIC_COLUMNS,
+            [
+                Column(
+                    "Days until overage",
+                    days_to_overage(),
+                    unit="none",
+                    decimals=0,
+                    steps=DAYS_STEPS,
+                    cell="color-text",
+                    mappings=nan_mapping("no overage forecast"),
+                ),
+                Column(
+                    "Growth per day",
+                    f"max by ({LIC_BY}) "
+                    f"(deriv({LIC('citrix_licenses_used')}[{FORECAST_WINDOW}])) * 86400",
+                    decimals=1,
+                ),
+                Column("Used", lic("citrix_licenses_used")),
+                Column("Available", lic("citrix_licenses_available")),
+            ],
+            sort_by="Days until overage",
+            links={"Customer": CUSTOMER_LINK},
+        ),
+        12,
+        8,
+    )
+
+    def peak(metric: str) -> str:
+        return f"max by ({LIC_BY}) (max_over_time({LIC(metric)}[$__range]))"
+
+    layout.add(
+        relative_time(
+            table(
+                "Monthly peak (billing)",
+                "This calendar month so far, whatever the dashboard's time range: the highest "
+                "license usage (citrix_licenses_used) and overage (citrix_licenses_overage) "
+                "per customer and product, and the peak against the licenses available now: "
+                "what a usage-based bill counts. Highest overage first.",
+                "short",
+                LIC_COLUMNS,
+                [
+                    overage_column("Peak overage", peak("citrix_licenses_overage")),
+                    Column("Peak used", peak("citrix_licenses_used")),
+                    Column("Available", lic("citrix_licenses_available")),
+                    share_used_column(
+                        "Peak % of available",
+                        f"{peak('citrix_licenses_used')} / "
+                        f"clamp_min({lic('citrix_licenses_available')}, 1)",
+                    ),
+                ],
+                sort_by="Peak overage",
+                descending=True,
+                links={"Customer": CUSTOMER_LINK},
+            ),
+            "now/M",
+        ),
+        12,
+        8,
+    )
+
+
 # The rows below show the collectors of observed (undocumented) APIs: concurrent,
 # license_servers and partner, disabled by default (docs/observed-apis.md). Their metrics have
 # no `product` label.
@@ -383,12 +542,18 @@ def per(metric: str, by: str, *extra: str) -> str:
 def named(expr: str) -> str:
     """A per-tenant `expr` with the tenant's account name, joined from its info series."""
     info = per("citrix_partner_tenant_info", INFO_BY)
-    return f"{expr} * on ({TENANT_BY}) group_left (tenant_name) {info}"
+    return f"({expr}) * on ({TENANT_BY}) group_left (tenant_name) {info}"
 
 
 def onprem_users(by: str) -> str:
     """On-premises users, paid plus free (there is no kind="total": the sum is the total)."""
     return f"sum by ({by}) ({per('citrix_partner_tenant_onprem_users', by + ', kind')})"
+
+
+def daas_share() -> str:
+    """A partner's customer's DaaS users per DaaS license (above 1 in overage)."""
+    users = per("citrix_partner_tenant_daas_users", TENANT_BY)
+    return f"{users} / clamp_min({per('citrix_partner_tenant_daas_licenses', TENANT_BY)}, 1)"
 
 
 def concurrent_rows(layout: Layout) -> None:
@@ -598,17 +763,17 @@ def partner_rows(layout: Layout) -> None:
             "Partner customers",
             "Each of the partner's customers (tenant id, and the account name from "
             "citrix_partner_tenant_info): Citrix DaaS licenses, users and overage (the "
-            "CitrixPartnerCustomerOverage alert fires above 0), and on-premises users, paid "
-            "and free (their sum is the total). Customers in overage come first." + note,
+            "CitrixPartnerCustomerOverage alert fires above 0), the share of the DaaS licenses "
+            "in use, and on-premises users, paid and free (their sum is the total). Customers "
+            "in overage come first (most over first), then by share used. Click a customer id "
+            "for its licenses (when the exporter also polls that customer)." + note,
             "short",
             {"customer_id": "Partner", "tenant_id": "Customer id", "tenant_name": "Account"},
             [
-                Column(
-                    "DaaS overage",
-                    named(per("citrix_partner_tenant_daas_overage", TENANT_BY)),
-                    steps=thresholds("green", (1, "red")),
-                    cell="color-background",
+                overage_column(
+                    "DaaS overage", named(per("citrix_partner_tenant_daas_overage", TENANT_BY))
                 ),
+                share_used_column("DaaS used %", named(daas_share())),
                 Column(
                     "DaaS licenses", named(per("citrix_partner_tenant_daas_licenses", TENANT_BY))
                 ),
@@ -624,7 +789,12 @@ def partner_rows(layout: Layout) -> None:
                 ),
             ],
             sort_by="DaaS overage",
-            descending=True,
+            sort_key=named(
+                overage_then_share(
+                    per("citrix_partner_tenant_daas_overage", TENANT_BY), daas_share()
+                )
+            ),
+            links={"Customer id": CUSTOMER_LINK},
         ),
         24,
         10,
@@ -637,6 +807,10 @@ DAAS = Scope("job", "instance", "customer_id", "delivery_group")
 GROUP_BY = "customer_id, delivery_group"
 GROUP_LEGEND = "{{customer_id}} {{delivery_group}}"
 NO_GROUP = ("delivery_group",)  # citrix_connection_failures_total has no delivery_group label
+
+
+# The CitrixLogonSlow alert's p95 threshold, drawn on the per-group p95 panel.
+LOGON_P95_SECONDS = float(PARAMS["logon_p95_seconds"].default)
 
 
 def total(metric: str, *extra: str, by: str | None = None) -> str:
@@ -739,6 +913,25 @@ def daas() -> Json:
             fill=30,
         ),
         12,
+        8,
+    )
+
+    layout.add(
+        relative_time(
+            timeseries(
+                "Daily peak sessions",
+                "The most sessions open at once (every state) in each day, per customer and "
+                "delivery group, over the last 30 days whatever the dashboard's time range: "
+                "max_over_time of the per-group session count over a day (a 1-minute "
+                "subquery), one bar per day.",
+                "short",
+                Q(f"max_over_time(({state_per_group('citrix_sessions')})[1d:1m])", GROUP_LEGEND),
+                draw="bars",
+            ),
+            "30d",
+            interval="1d",
+        ),
+        24,
         8,
     )
 
@@ -934,9 +1127,13 @@ def daas() -> Json:
     layout.add(
         timeseries(
             "Logon duration p95 per delivery group",
-            "95th percentile logon duration per customer and delivery group.",
+            "95th percentile logon duration per customer and delivery group "
+            "(histogram_quantile over citrix_logon_duration_seconds_bucket by delivery_group). "
+            f"The red line is the CitrixLogonSlow threshold ({LOGON_P95_SECONDS:g} s).",
             "s",
             Q(logon_quantile(0.95, by=f"{GROUP_BY}, le"), GROUP_LEGEND),
+            steps=thresholds("green", (LOGON_P95_SECONDS, "red")),
+            threshold_style="line",
         ),
         12,
         8,

@@ -94,6 +94,31 @@ def value_mappings(values: dict[str, tuple[str, str]]) -> list[Json]:
 
 UP_DOWN = value_mappings({"0": ("DOWN", "red"), "1": ("UP", "green")})
 
+
+def nan_mapping(text: str) -> list[Json]:
+    """Show NaN (a query's "no answer" for a row that exists) as `text`."""
+    return [{"type": "special", "options": {"match": "nan", "result": {"text": text, "index": 0}}}]
+
+
+def dashboard_link(title: str, uid: str, variable: str) -> Json:
+    """A data link to dashboard `uid` with `variable` set to the clicked cell's value, keeping
+    the time range and the data source."""
+    return {
+        "title": title,
+        "url": f"/d/{uid}?var-{variable}=${{__value.raw}}&${{__url_time_range}}"
+        "&${datasource:queryparam}",
+    }
+
+
+def relative_time(panel: Json, time_from: str, *, interval: str | None = None) -> Json:
+    """The panel shows its own time range (`time_from`, e.g. `1y` or `now/M`, "this month so
+    far") whatever the dashboard's; `interval` is its minimum query step."""
+    panel["timeFrom"] = time_from
+    if interval:
+        panel["interval"] = interval
+    return panel
+
+
 REDUCE_LAST = {"values": False, "calcs": ["lastNotNull"], "fields": ""}
 LEGEND_TABLE = {
     "displayMode": "table",
@@ -331,6 +356,10 @@ class Column:
     steps: Json | None = None
     cell: str | None = None  # "color-background", "color-text", ...
     decimals: int | None = None
+    mappings: list[Json] | None = None
+
+
+SORT_KEY = "Sort key"  # the title of a table's hidden rank column
 
 
 def table(
@@ -342,9 +371,16 @@ def table(
     *,
     sort_by: str,
     descending: bool = False,
+    sort_key: str | None = None,
+    links: dict[str, Json] | None = None,
 ) -> Json:
     """One row per label set: `labels` maps label names to column titles, in order; each column
-    is an instant query with exactly those labels, merged on them. Sorted by `sort_by`."""
+    is an instant query with exactly those labels, merged on them. Sorted by `sort_by`, or, with
+    `sort_key` (an instant query: a rank with the same labels), by that rank, highest first,
+    in a hidden column (Grafana's table sorts on one column; a rank can order on two).
+    `links` maps column titles to a data link on their cells."""
+    if sort_key is not None:
+        columns = [*columns, Column(SORT_KEY, sort_key)]
     queries = [Q(column.expr, "__auto") for column in columns]
     values = {f"Value #{chr(ord('A') + i)}": column.name for i, column in enumerate(columns)}
     order = {name: i for i, name in enumerate([*labels, *values])}
@@ -360,8 +396,20 @@ def table(
             properties["color"] = {"mode": "thresholds"}
         if column.cell:
             properties["custom.cellOptions"] = {"type": column.cell, "mode": "basic"}
+        if column.mappings:
+            properties["mappings"] = column.mappings
         if properties:
             overrides.append(by_name(column.name, **properties))
+    for name, link in (links or {}).items():
+        overrides.append(by_name(name, links=[link]))
+    # The sort key column, still under its merged name, sorts the rows and is then hidden.
+    key_field = list(values)[-1]
+    sorting: list[Json] = []
+    hidden: Json = {}
+    if sort_key is not None:
+        sort = [{"field": key_field, "desc": True}]
+        sorting = [{"id": "sortBy", "options": {"fields": {}, "sort": sort}}]
+        hidden = {key_field: True}
     return _panel(
         "table",
         title,
@@ -378,10 +426,11 @@ def table(
         overrides=overrides,
         transformations=[
             {"id": "merge", "options": {}},
+            *sorting,
             {
                 "id": "organize",
                 "options": {
-                    "excludeByName": {"Time": True},
+                    "excludeByName": {"Time": True, **hidden},
                     "indexByName": order,
                     "renameByName": {**labels, **values},
                 },
@@ -391,7 +440,7 @@ def table(
             "showHeader": True,
             "cellHeight": "sm",
             "footer": {"show": False, "reducer": ["sum"], "fields": "", "countRows": False},
-            "sortBy": [{"displayName": sort_by, "desc": descending}],
+            "sortBy": [] if sorting else [{"displayName": sort_by, "desc": descending}],
         },
     )
 

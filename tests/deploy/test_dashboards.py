@@ -49,6 +49,21 @@ ALL_DASHBOARDS = frozenset(EXPECTED_UIDS.values())
 # Dashboards whose every query must return at least one series against the demo's data.
 REQUIRE_SERIES: frozenset[str] = ALL_DASHBOARDS
 
+# (dashboard uid, panel) whose queries are subqueries at whole-minute steps: a Prometheus younger
+# than a minute may have no sample before the last whole minute, so they are evaluated at the
+# next one (a future time is allowed: its lookback sees the latest samples).
+# tests/deploy/test_dashboard_history.py checks their values over days of samples.
+MINUTE_STEP_PANELS = frozenset({("citrix-daas-sessions-machines", "Daily peak sessions")})
+
+
+def evaluation_time(dashboard: str, panel: str) -> dict[str, str]:
+    """The `time` parameter of an instant query of the panel: none (now), or the next whole
+    minute for MINUTE_STEP_PANELS."""
+    if (dashboard, panel) not in MINUTE_STEP_PANELS:
+        return {}
+    return {"time": str((int(time.time()) // 60 + 1) * 60)}
+
+
 # Filter variables each dashboard must have (besides `datasource`), in this order.
 EXPECTED_VARIABLES = {
     "citrix-cloud-licensing": ["job", "instance", "customer_id", "product"],
@@ -188,6 +203,40 @@ def test_links_between_dashboards(dashboards):
             assert link["type"] == "dashboards" and set(link["tags"]) <= tags
 
 
+_DATA_LINK = re.compile(
+    r"/d/([\w-]+)\?var-(\w+)=\$\{__value\.raw\}&\$\{__url_time_range\}"
+    r"&\$\{datasource:queryparam\}"
+)
+
+
+def data_links(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, url) of every data link set on a field of a panel."""
+    return [
+        (panel["title"], link["url"])
+        for panel in panels(board)
+        for override in panel["fieldConfig"]["overrides"]
+        for prop in override["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
+
+
+def test_data_links_open_a_dashboard_filtered_on_the_clicked_value(dashboards):
+    """A customer's cell opens a shipped dashboard with that customer selected (its variable
+    set to the cell's value), keeping the time range and the data source."""
+    by_uid = {board["uid"]: board for board in dashboards.values()}
+    found = []
+    for board in dashboards.values():
+        for panel, url in data_links(board):
+            match = _DATA_LINK.fullmatch(url)
+            assert match, f"{board['uid']} / {panel}: {url}"
+            uid, variable = match.groups()
+            assert uid in by_uid, f"{panel}: no dashboard {uid}"
+            assert variable in [v["name"] for v in query_variables(by_uid[uid])], url
+            found.append(panel)
+    assert ALL_CUSTOMERS in found and "Partner customers" in found
+
+
 # -- panel-level conventions ----------------------------------------------------------------------
 
 
@@ -316,6 +365,7 @@ SUBSTITUTIONS = {
     "__range_ms": "60000",
 }
 WAIT_FOR_SERIES = 40.0
+ALL_CUSTOMERS = "Customers by overage and share used"  # the licensing dashboard's first table
 
 
 def substitute(expr: str) -> str:
@@ -379,7 +429,8 @@ async def _check_targets(prometheus: Prometheus, all_targets: list[Target]) -> N
     while pending:
         still = []
         for target in pending:
-            body = await api(prometheus, "query", query=substitute(target.expr))
+            at = evaluation_time(target.dashboard, target.panel)
+            body = await api(prometheus, "query", query=substitute(target.expr), **at)
             assert body["status"] == "success", f"{target}\n-> {body}"
             if target.dashboard in REQUIRE_SERIES and not body["data"]["result"]:
                 still.append(target)
@@ -531,12 +582,10 @@ async def test_key_panels_show_the_demo_values(tmp_path, aiohttp_server):
         ("Used (% of available)", "A"): {
             acme: 320 / 500, globex: 112 / 100, initech: 181 / 250, swa: 42 / 100
         },
-        ("Customers by remaining licenses", "A"): {
-            acme: 180 / 500, globex: 0, initech: 69 / 250, swa: 58 / 100
-        },
-        ("Customers by remaining licenses", "E"): {acme: 0, globex: 12, initech: 0, swa: 0},
+        (ALL_CUSTOMERS, "C"): {acme: 180 / 500, globex: 0, initech: 69 / 250, swa: 58 / 100},
+        (ALL_CUSTOMERS, "A"): {acme: 0, globex: 12, initech: 0, swa: 0},
         ("Expiry and activation schedule", "C"): {acme: 125, globex: 40, initech: 250, swa: 100},
-        ("Customers by remaining licenses", "G"): {acme: 125, globex: 40, initech: 250, swa: 100},
+        (ALL_CUSTOMERS, "H"): {acme: 125, globex: 40, initech: 250, swa: 100},
         ("Expiry and activation schedule", "E"): {acme: 100},
     }  # fmt: skip
     expiry = {f"{c}/XenDesktop": state.customers[c].licensing.next_expiry for c in DEMO_CUSTOMERS}
@@ -564,6 +613,13 @@ async def test_key_panels_show_the_demo_values(tmp_path, aiohttp_server):
         # Expiry is at midnight UTC N days ahead, so during the day the panel reads N - 1 + x.
         assert [math.ceil(days[key]) for key in (acme, globex, initech)] == [200, 310, 20]
         assert 89 < swa_days <= 90
+        # Rows in overage first, then by share used: globex (12 over), initech 72 %, acme 64 %,
+        # acme's secureworkspaceaccess 42 % (the hidden sort key, ref I).
+        rank = by_license(await prometheus.query(panel_expr(boards, licensing, ALL_CUSTOMERS, "I")))
+        assert sorted(rank, key=rank.__getitem__, reverse=True) == [globex, initech, acme, swa]
+        # Frozen usage is flat: no overage forecast (NaN) for anyone, not an error or no row.
+        forecast = await prometheus.query(panel_expr(boards, licensing, "Overage forecast"))
+        assert len(forecast) == 4 and all(math.isnan(float(r["value"][1])) for r in forecast)
         for title, key, state_name in (
             ("Active sessions", "sessions", "active"),
             ("Disconnected sessions", "sessions", "disconnected"),

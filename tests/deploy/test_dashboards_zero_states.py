@@ -18,7 +18,13 @@ from prometheus_client import generate_latest
 
 from exporter.simulator.monitor import ConnectionState, MonitorData, PowerState, RegistrationState
 from exporter.simulator.state import SimulatorState
-from tests.deploy.test_dashboards import _VARIABLE, SUBSTITUTIONS, load_dashboards, targets
+from tests.deploy.test_dashboards import (
+    _VARIABLE,
+    SUBSTITUTIONS,
+    evaluation_time,
+    load_dashboards,
+    targets,
+)
 from tests.support.helpers import SEED_CUSTOMER, Clock, require_binary, url_of
 from tests.support.metric_contract import metric_names
 from tests.support.monitor_tenant import T0, monitor_config
@@ -32,6 +38,7 @@ STATE_METRICS = {
     "citrix_machines_faulted",
 }
 JOBS = {"zero-filled": False, "omitted": True}
+DAAS_UID = "citrix-daas-sessions-machines"
 
 
 def quiet_tenant() -> MonitorData:
@@ -122,8 +129,10 @@ async def test_state_panels_read_the_same_with_and_without_zero_series(
         ready = 'count(count by (job) (citrix_machines_in_maintenance{job=~".+"}))'
         await wait_until(lambda: _has_value(prometheus, ready, 2.0), 30)
         for panel, expr in checked:
-            filled = by_labels(await prometheus.query(substitute(expr, "zero-filled")))
-            omitted = by_labels(await prometheus.query(substitute(expr, "omitted")))
+            at = evaluation_time(DAAS_UID, panel.rsplit(" / ", 1)[0]).get("time")
+            at_time = float(at) if at else None
+            filled = by_labels(await prometheus.query(substitute(expr, "zero-filled"), at_time))
+            omitted = by_labels(await prometheus.query(substitute(expr, "omitted"), at_time))
             assert filled, f"{panel}: no series: {expr}"
             assert omitted == expected_without_zeros(filled), f"{panel}: {expr}"
     finally:
