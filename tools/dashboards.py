@@ -82,6 +82,22 @@ def days_until(metric: str) -> str:
     return f"({lic(metric)} - time()) / 86400"
 
 
+def expiry_columns(days_title: str) -> list[Column]:
+    """Days until the next expiry (coloured by the expiry alert's thresholds) and how many
+    licenses expire then: the pair both licensing tables show."""
+    return [
+        Column(
+            days_title,
+            days_until("citrix_licenses_next_expiry_timestamp_seconds"),
+            unit="none",
+            decimals=0,
+            steps=DAYS_STEPS,
+            cell="color-text",
+        ),
+        Column("Expiring", lic("citrix_licenses_expiring")),
+    ]
+
+
 def ratio_of_available(metric: str) -> str:
     return f"{lic(metric)} / clamp_min({lic('citrix_licenses_available')}, 1)"
 
@@ -162,15 +178,7 @@ def licensing() -> Json:
                 Column("Available", lic("citrix_licenses_available")),
                 Column("Used", lic("citrix_licenses_used")),
                 Column("Remaining", lic("citrix_licenses_remaining")),
-                Column(
-                    "Days to next expiry",
-                    days_until("citrix_licenses_next_expiry_timestamp_seconds"),
-                    unit="none",
-                    decimals=0,
-                    steps=DAYS_STEPS,
-                    cell="color-text",
-                ),
-                Column("Expiring", lic("citrix_licenses_expiring")),
+                *expiry_columns("Days to next expiry"),
             ],
             sort_by="Overage",
             sort_key=overage_then_share(
@@ -330,15 +338,7 @@ def licensing() -> Json:
             LIC_COLUMNS,
             [
                 date_column("Next expiry", lic("citrix_licenses_next_expiry_timestamp_seconds")),
-                Column(
-                    "Days to expiry",
-                    days_until("citrix_licenses_next_expiry_timestamp_seconds"),
-                    unit="none",
-                    decimals=0,
-                    steps=DAYS_STEPS,
-                    cell="color-text",
-                ),
-                Column("Expiring", lic("citrix_licenses_expiring")),
+                *expiry_columns("Days to expiry"),
                 date_column(
                     "Next activation", lic("citrix_licenses_next_activation_timestamp_seconds")
                 ),
