@@ -296,6 +296,22 @@ def careless_gateway(customer_id: str) -> HostileUpstream:
     return hostile
 
 
+def gone_once(
+    queries: list[dict[str, str]], counted: Callable[[Any], bool]
+) -> Callable[[web.Request], web.Response]:
+    """Machines: records the queries `counted` picks and answers the first of them 404; the
+    rest (and the others) get MACHINE_COUNTS (rows without an Id: no machine-group map)."""
+
+    def machines(request: web.Request) -> web.Response:
+        if counted(request.query):
+            queries.append(dict(request.query))
+            if len(queries) == 1:
+                return web.json_response({"error": {"message": "gone"}}, status=404)
+        return web.json_response({"value": MACHINE_COUNTS})
+
+    return machines
+
+
 def hostile_config(url: str, **monitor: Any) -> Any:
     customer = {
         "customer_id": "bad1",
@@ -407,16 +423,7 @@ async def test_an_apply_error_that_is_not_a_rejection_fails_the_poll_and_is_not_
 ):
     hostile = careless_gateway("bad1")
     queries: list[dict[str, str]] = []
-
-    def machines(request: web.Request) -> web.Response:
-        if "$apply" not in request.query:
-            return web.json_response({"value": []})  # the machines' groups: not this test's
-        queries.append(dict(request.query))
-        if len(queries) == 1:
-            return web.json_response({"error": {"message": "gone"}}, status=404)
-        return web.json_response({"value": MACHINE_COUNTS})
-
-    hostile.on("bad1", "/monitorodata/Machines", machines)
+    hostile.on("bad1", "/monitorodata/Machines", gone_once(queries, lambda q: "$apply" in q))
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
     exporter = await exporter_factory(hostile_config(url), clock=Clock(T0))

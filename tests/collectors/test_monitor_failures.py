@@ -13,10 +13,10 @@ from exporter.runtime import Exporter
 from exporter.simulator.state import SimulatorState
 from tests.collectors.test_monitor_exact import (
     GROUPS,
-    MACHINE_COUNTS,
     answer,
     by_label,
     careless_gateway,
+    gone_once,
     hostile_config,
     use,
 )
@@ -142,15 +142,7 @@ async def test_a_404_on_the_machines_after_the_names_answered_fails_the_poll(
     """Not "not entitled": DesktopGroups answered. The next poll asks DesktopGroups again."""
     hostile = careless_gateway("bad1")
     queries: list[dict[str, str]] = []
-
-    def machines(request: web.Request) -> web.Response:
-        if "$apply" not in request.query:
-            queries.append(dict(request.query))
-            if len(queries) == 1:
-                return web.json_response({"error": {"message": "gone"}}, status=404)
-        return web.json_response({"value": MACHINE_COUNTS})
-
-    hostile.on("bad1", "/monitorodata/Machines", machines)
+    hostile.on("bad1", "/monitorodata/Machines", gone_once(queries, lambda q: "$apply" not in q))
     groups: list[str] = []
 
     def desktop_groups(request: web.Request) -> web.Response:
