@@ -1083,8 +1083,8 @@ def daas() -> Json:
         timeseries(
             "Connection failure rate by reason",
             "Connection failures per minute by failure reason, over the selected customers. "
-            "Connection failures are not broken down by delivery group, so the delivery group "
-            "filter does not apply.",
+            "From citrix_connection_failures_total, which has no delivery group: the delivery "
+            "group filter does not apply here (it does in the per-group panel).",
             "cpm",
             Q(
                 f"sum by (failure_reason) (rate({failures}[$__rate_interval])) * 60",
@@ -1093,7 +1093,7 @@ def daas() -> Json:
             stack=True,
             fill=30,
         ),
-        12,
+        8,
         8,
     )
     layout.add(
@@ -1108,7 +1108,23 @@ def daas() -> Json:
                 "{{customer_id}}",
             ),
         ),
-        12,
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Connection failures per delivery group",
+            "Connection failures per minute per customer and delivery group (all reasons), "
+            "from citrix_connection_failures_by_group_total: the group of the machine the "
+            "failure names. unknown: no machine (none was available) or one not known.",
+            "cpm",
+            Q(
+                f"sum by ({GROUP_BY}) (rate("
+                f"{DAAS('citrix_connection_failures_by_group_total')}[$__rate_interval])) * 60",
+                GROUP_LEGEND,
+            ),
+        ),
+        8,
         8,
     )
     layout.add(

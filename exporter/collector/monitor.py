@@ -9,7 +9,8 @@ Built to poll every minute for a tenant with 100,000 sessions without being thro
 - The failure counter and the logon histogram are incremental: each poll asks only for rows
   newer than a watermark, re-reading a small overlap window and de-duplicating by key, so rows
   that arrive late are neither lost nor counted twice.
-- Delivery group names are fetched at most every `desktop_groups_refresh` and joined locally.
+- Delivery group names are fetched at most every `desktop_groups_refresh` and joined locally,
+  and so is each active machine's group (ConnectionFailureLogs name a machine, not a group).
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class DesktopGroup:
     name: str
     delivery_type: str
     session_support: str
+
+
+def _failure(err: NotEntitledError) -> UpstreamError:
+    """A 404 after DesktopGroups answered: a failed poll, not a tenant without DaaS."""
+    return UpstreamError(str(err), err.status)
 
 
 def _machine_group(row: Row) -> str | None:
@@ -189,11 +195,15 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         # Keyed by id; `None` (a row without a group) is never a key, so it looks up nothing.
         self._groups: dict[str | None, DesktopGroup] = {}
         self._groups_fetched_at: float | None = None
+        # Active machine id -> its DesktopGroupId, refreshed with the names: a failure row
+        # names only its machine.
+        self._machine_groups: dict[str, str | None] = {}
         self._apply_rejected: set[str] = set()  # queries whose `$apply` this gateway refused
         started = ctx.clock()
         self._failure_marks = Watermark(started, config.overlap)
         self._logon_marks = Watermark(started, config.overlap)
         self._failures: Counter[str] = Counter(dict.fromkeys(SESSION_FAILURE_CODE.values(), 0))
+        self._failures_by_group: Counter[tuple[str, str]] = Counter()  # (group name, reason)
         self._logons: dict[str, _Histogram] = {}
 
     @property
@@ -214,7 +224,7 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
             return await self._poll_counts(poll_started)
         except NotEntitledError as err:
             self._groups_fetched_at = None
-            raise UpstreamError(str(err), err.status) from None
+            raise _failure(err) from None
 
     async def _poll_counts(self, poll_started: float) -> list[Metric]:
         sessions, machines = await asyncio.gather(
@@ -240,7 +250,7 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
             *self._session_families(sessions, live),
             *self._machine_families(machines, live),
             *self._group_info(live),
-            self._failure_family(),
+            *self._failure_families(),
             self._logon_family(),
         ]
 
@@ -267,7 +277,23 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
                     self._enum(SESSION_SUPPORT, row.get("SessionSupport"), "SessionSupport"),
                 )
         self._groups = groups
+        try:
+            self._machine_groups = await self._fetch_machine_groups()
+        except NotEntitledError as err:
+            raise _failure(err) from None  # DesktopGroups answered: a 404 now is a failure
         self._groups_fetched_at = self.ctx.clock()
+
+    async def _fetch_machine_groups(self) -> dict[str, str | None]:
+        """Active machines only: deleted ones pile up in Monitor, and a failure is on a live
+        machine. One paged query, on the names' cadence."""
+        machine_groups: dict[str, str | None] = {}
+        params = {"$filter": "LifecycleState eq 0", "$select": "Id,DesktopGroupId"}
+        async for rows in self._pages("Machines", params):
+            for row in rows:
+                machine_id, group_id = row.get("Id"), row.get("DesktopGroupId")
+                if machine_id:
+                    machine_groups[str(machine_id).lower()] = str(group_id) if group_id else None
+        return machine_groups
 
     def _name(self, row: Row) -> str:
         name = row.get("Name")
@@ -279,6 +305,10 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
     def _group_name(self, group_id: str | None) -> str:
         group = self._groups.get(group_id)
         return group.name if group else UNKNOWN_GROUP
+
+    def _known_names(self) -> set[str]:
+        """The group names a per-group counter keeps: a deleted group's series go."""
+        return {group.name for group in self._groups.values()} | {UNKNOWN_GROUP}
 
     # -- grouped counts (server-side aggregation with a paging fallback) -------------------
 
@@ -423,12 +453,15 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
     # -- incremental: connection failures --------------------------------------------------
 
     async def _poll_failures(self) -> None:
-        new: Counter[str] = Counter()
+        new: Counter[tuple[str | None, str]] = Counter()  # (machine id, reason)
         rows = self._new_rows(
             "ConnectionFailureLogs",
             self._failure_marks,
             ("FailureDate", "Id"),
-            {"$select": "Id,FailureDate,ConnectionFailureEnumValue", "$orderby": "FailureDate"},
+            {
+                "$select": "Id,FailureDate,ConnectionFailureEnumValue,MachineId",
+                "$orderby": "FailureDate",
+            },
         )
         async for row in rows:
             reason = self._enum(
@@ -436,19 +469,42 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
                 row.get("ConnectionFailureEnumValue"),
                 "ConnectionFailureEnumValue",
             )
-            new[reason] += 1
-        self._failures.update(new)
+            machine_id = row.get("MachineId")
+            new[(str(machine_id).lower() if machine_id else None, reason)] += 1
+        machines = {machine for machine, _ in new} - {None}
+        if (
+            machines - set(self._machine_groups)
+            and self._groups_age() > UNKNOWN_GROUP_REFRESH_SECONDS
+        ):
+            await self._refresh_groups(force=True)  # a machine created since the last refresh
+        for (machine_id, reason), count in new.items():
+            group_id = self._machine_groups.get(machine_id) if machine_id else None
+            group = self._group_name(group_id)
+            self._failures[reason] += count
+            self._failures_by_group[(group, reason)] += count
 
-    def _failure_family(self) -> Metric:
-        family = CounterMetricFamily(
+    def _failure_families(self) -> list[Metric]:
+        total = CounterMetricFamily(
             "citrix_connection_failures",
             "Connection failures (ConnectionFailureLogs rows) seen since the exporter started, "
             f"by failure reason. {HELP_SUFFIX}",
             labels=["customer_id", "failure_reason"],
         )
         for reason, count in sorted(self._failures.items()):
-            family.add_metric([self.ctx.customer_id, reason], count)
-        return family
+            total.add_metric([self.ctx.customer_id, reason], count)
+        by_group = CounterMetricFamily(
+            "citrix_connection_failures_by_group",
+            "Connection failures seen since the exporter started, by the delivery group of "
+            "their machine (unknown: no machine, as when none was available, or one not known) "
+            f"and failure reason. {HELP_SUFFIX}",
+            labels=["customer_id", "delivery_group", "failure_reason"],
+        )
+        live = self._known_names()
+        for key in [key for key in self._failures_by_group if key[0] not in live]:
+            del self._failures_by_group[key]  # the delivery group is gone: its series go too
+        for (group, reason), count in sorted(self._failures_by_group.items()):
+            by_group.add_metric([self.ctx.customer_id, group, reason], count)
+        return [total, by_group]
 
     # -- incremental: logon durations ------------------------------------------------------
 
@@ -477,7 +533,7 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
             f"started. {HELP_SUFFIX}",
             labels=["customer_id", "delivery_group"],
         )
-        live = {group.name for group in self._groups.values()} | {UNKNOWN_GROUP}
+        live = self._known_names()
         for group in [g for g in self._logons if g not in live]:
             del self._logons[group]  # the delivery group is gone: its series go too
         for group, histogram in sorted(self._logons.items()):

@@ -41,6 +41,7 @@ Factory = Callable[..., Awaitable[Exporter]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
 SUFFIX = "Polled from the Citrix Monitor Service OData API every monitor interval."
 GROUPS_QUERY = {"$select": "Id,Name,DeliveryType,SessionSupport,LifecycleState"}
+MACHINE_GROUPS_QUERY = {"$filter": "LifecycleState eq 0", "$select": "Id,DesktopGroupId"}
 SESSIONS_APPLY = {
     "$apply": "filter(EndDate eq null)/groupby((ConnectionState,Machine/DesktopGroupId),"
     "aggregate($count as n))"
@@ -68,7 +69,7 @@ REJECTED = (
 def failures_query(since: str) -> dict[str, str]:
     return {
         "$filter": f"FailureDate gt {since}",
-        "$select": "Id,FailureDate,ConnectionFailureEnumValue",
+        "$select": "Id,FailureDate,ConnectionFailureEnumValue,MachineId",
         "$orderby": "FailureDate",
     }
 
@@ -152,6 +153,7 @@ async def test_exact_queries_with_apply_and_apply_is_tried_again_next_poll(
     await poll(exporter)
     assert sent(sim_state) == expected(
         ("DesktopGroups", GROUPS_QUERY),
+        ("Machines", MACHINE_GROUPS_QUERY),
         ("Sessions", SESSIONS_APPLY),
         ("Machines", MACHINES_APPLY),
         ("ConnectionFailureLogs", failures_query("2030-01-01T12:00:00Z")),
@@ -294,6 +296,22 @@ def careless_gateway(customer_id: str) -> HostileUpstream:
     return hostile
 
 
+def gone_once(
+    queries: list[dict[str, str]], counted: Callable[[Any], bool]
+) -> Callable[[web.Request], web.Response]:
+    """Machines: records the queries `counted` picks and answers the first of them 404; the
+    rest (and the others) get MACHINE_COUNTS (rows without an Id: no machine-group map)."""
+
+    def machines(request: web.Request) -> web.Response:
+        if counted(request.query):
+            queries.append(dict(request.query))
+            if len(queries) == 1:
+                return web.json_response({"error": {"message": "gone"}}, status=404)
+        return web.json_response({"value": MACHINE_COUNTS})
+
+    return machines
+
+
 def hostile_config(url: str, **monitor: Any) -> Any:
     customer = {
         "customer_id": "bad1",
@@ -405,14 +423,7 @@ async def test_an_apply_error_that_is_not_a_rejection_fails_the_poll_and_is_not_
 ):
     hostile = careless_gateway("bad1")
     queries: list[dict[str, str]] = []
-
-    def machines(request: web.Request) -> web.Response:
-        queries.append(dict(request.query))
-        if len(queries) == 1:
-            return web.json_response({"error": {"message": "gone"}}, status=404)
-        return web.json_response({"value": MACHINE_COUNTS})
-
-    hostile.on("bad1", "/monitorodata/Machines", machines)
+    hostile.on("bad1", "/monitorodata/Machines", gone_once(queries, lambda q: "$apply" in q))
     server = await aiohttp_server(hostile.app())
     url = str(server.make_url("")).rstrip("/")
     exporter = await exporter_factory(hostile_config(url), clock=Clock(T0))
@@ -610,6 +621,9 @@ async def test_help_text_and_label_names_of_every_monitor_family(
         "or sessions; labels describe it.",
         "citrix_connection_failures_total": "Connection failures (ConnectionFailureLogs rows) "
         "seen since the exporter started, by failure reason.",
+        "citrix_connection_failures_by_group_total": "Connection failures seen since the "
+        "exporter started, by the delivery group of their machine (unknown: no machine, as "
+        "when none was available, or one not known) and failure reason.",
         "citrix_logon_duration_seconds": "Logon duration (LogOnDuration) of sessions that "
         "started since the exporter started.",
     }
@@ -627,6 +641,9 @@ async def test_help_text_and_label_names_of_every_monitor_family(
             "customer_id", "delivery_group", "delivery_type", "session_support",
         },
         "citrix_connection_failures_total": {"customer_id", "failure_reason"},
+        "citrix_connection_failures_by_group_total": {
+            "customer_id", "delivery_group", "failure_reason",
+        },
         "citrix_logon_duration_seconds_count": {"customer_id", "delivery_group"},
         "citrix_logon_duration_seconds_bucket": {"customer_id", "delivery_group", "le"},
     }  # fmt: skip

@@ -38,6 +38,7 @@ METRICS: dict[str, set[str]] = {
     "citrix_machines_unregistered_powered_on": _GROUP,
     "citrix_delivery_group_info": _GROUP | {"delivery_type", "session_support"},
     "citrix_connection_failures_total": {"customer_id", "failure_reason"},
+    "citrix_connection_failures_by_group_total": _GROUP | {"failure_reason"},
     "citrix_logon_duration_seconds_bucket": _GROUP | {"le"},
     "citrix_logon_duration_seconds_sum": _GROUP,
     "citrix_logon_duration_seconds_count": _GROUP,
