@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestServer
 
 from exporter.runtime import Exporter
 from exporter.simulator.state import SimulatorState
-from tests.collectors.test_monitor_exact import (
+from tests.support.helpers import SEED_CUSTOMER, Clock, value
+from tests.support.monitor_gateway import (
     GROUPS,
     answer,
     by_label,
@@ -20,7 +21,6 @@ from tests.collectors.test_monitor_exact import (
     hostile_config,
     use,
 )
-from tests.support.helpers import SEED_CUSTOMER, Clock, value
 from tests.support.monitor_tenant import T0, build_tenant, monitor_config, poll
 
 Factory = Callable[..., Awaitable[Exporter]]

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.test_dashboards import (
-    _VARIABLE,
+from tests.support.dashboard_queries import (
     SUBSTITUTIONS,
+    VARIABLE,
     load_dashboards,
     targets,
 )
@@ -39,7 +39,7 @@ def query(board: str, panel: str, ref: str = "A") -> str:
     (expr,) = [
         t.expr for t in targets(load_dashboards()[board]) if t.panel == panel and t.ref == ref
     ]
-    return _VARIABLE.sub(lambda m: VALUES[m.group(1) or m.group(2)], expr)
+    return VARIABLE.sub(lambda m: VALUES[m.group(1) or m.group(2)], expr)
 
 
 def sample(labels: str, value: float) -> dict[str, Any]:

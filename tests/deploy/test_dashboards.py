@@ -10,7 +10,6 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,20 @@ import yaml
 
 from exporter.simulator.app import create_app
 from exporter.simulator.monitor import ConnectionState, RegistrationState
-from exporter.simulator.scenarios import DEMO_CUSTOMER_IDS, demo_state
+from exporter.simulator.scenarios import demo_state
 from exporter.simulator.state import SimulatorState
+from tests.support.dashboard_queries import (
+    DASHBOARD_DIR,
+    DEMO_CUSTOMERS,
+    JOB,
+    SUBSTITUTIONS,
+    VARIABLE,
+    Target,
+    evaluation_time,
+    load_dashboards,
+    panels,
+    targets,
+)
 from tests.support.helpers import require_binary
 from tests.support.metric_contract import (
     COUNTERS,
@@ -35,7 +46,6 @@ from tools.dashboards import build_all
 from tools.grafana import PROVISIONED_DATASOURCE_UID
 
 REPO = Path(__file__).resolve().parents[2]
-DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 PROVISIONING_DIR = REPO / "grafana" / "provisioning"
 
 # Stable uids: links and bookmarks point at them. Never change one; add new dashboards here.
@@ -49,23 +59,8 @@ ALL_DASHBOARDS = frozenset(EXPECTED_UIDS.values())
 # Dashboards whose every query must return at least one series against the demo's data.
 REQUIRE_SERIES: frozenset[str] = ALL_DASHBOARDS
 
-# (dashboard uid, panel) whose queries are subqueries at whole-minute steps: a Prometheus younger
-# than a minute may have no sample before the last whole minute, so they are evaluated at the
-# next one (a future time is allowed: its lookback sees the latest samples).
-# tests/deploy/test_dashboard_history.py checks their values over days of samples.
-MINUTE_STEP_PANELS = frozenset({("citrix-daas-sessions-machines", "Daily peak sessions")})
-
-
-def evaluation_time(dashboard: str, panel: str) -> dict[str, str]:
-    """The `time` parameter of an instant query of the panel: none (now), or the next whole
-    minute for MINUTE_STEP_PANELS."""
-    if (dashboard, panel) not in MINUTE_STEP_PANELS:
-        return {}
-    return {"time": str((int(time.time()) // 60 + 1) * 60)}
-
-
 # Filter variables each dashboard must have (besides `datasource`), in this order.
-EXPECTED_VARIABLES = {
+EXPECTEDVARIABLES = {
     "citrix-cloud-licensing": ["job", "instance", "customer_id", "product"],
     "citrix-daas-sessions-machines": ["job", "instance", "customer_id", "delivery_group"],
     "citrix-exporter-health": ["job", "instance", "customer_id", "collector"],
@@ -77,12 +72,11 @@ VALID_UNITS = {
     "none", "short", "percent", "percentunit", "s", "ms", "d", "dtdurations",
     "dateTimeAsIso", "dateTimeFromNow", "reqps", "ops", "cps", "cpm", "opm", "bytes",
 }  # fmt: skip
-GRAFANA_VARIABLES = {
+GRAFANAVARIABLES = {
     "__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
 }  # fmt: skip
 DATASOURCE_UIDS = {"${datasource}", "$datasource"}
 
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 _RANGE_FUNCTION = re.compile(
     r"\b(rate|irate|increase)\(\s*([a-zA-Z_:][\w:]*)\s*\{[^}]*\}\s*\[([^\]]+)\]\s*\)"
 )
@@ -90,43 +84,6 @@ _LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\)")
 
 
 # -- loading -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    dashboard: str  # uid
-    panel: str
-    ref: str
-    expr: str
-
-    def __str__(self) -> str:
-        return f"{self.dashboard} / {self.panel} / {self.ref}: {self.expr}"
-
-
-def load_dashboards() -> dict[str, dict[str, Any]]:
-    """File name -> parsed dashboard, for every JSON file in grafana/dashboards/."""
-    return {
-        path.name: json.loads(path.read_text()) for path in sorted(DASHBOARD_DIR.glob("*.json"))
-    }
-
-
-def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel except row headers, including those inside collapsed rows."""
-    out = []
-    for panel in board["panels"]:
-        if panel["type"] == "row":
-            out.extend(panel.get("panels", []))
-        else:
-            out.append(panel)
-    return out
-
-
-def targets(board: dict[str, Any]) -> list[Target]:
-    return [
-        Target(board["uid"], panel["title"], target["refId"], target["expr"])
-        for panel in panels(board)
-        for target in panel["targets"]
-    ]
 
 
 def query_variables(board: dict[str, Any]) -> list[dict[str, Any]]:
@@ -180,7 +137,7 @@ def test_datasource_variable(dashboards):
 def test_filter_variables(dashboards):
     for name, board in dashboards.items():
         variables = query_variables(board)
-        assert [v["name"] for v in variables] == EXPECTED_VARIABLES[board["uid"]], name
+        assert [v["name"] for v in variables] == EXPECTEDVARIABLES[board["uid"]], name
         exprs = " ".join(t.expr for t in targets(board))
         for v in variables:
             where = f"{name}: variable {v['name']}"
@@ -315,9 +272,9 @@ def test_counters_are_rated_over_rate_interval(dashboards):
 
 def test_only_known_variables_are_referenced(dashboards):
     for board in dashboards.values():
-        known = {v["name"] for v in board["templating"]["list"]} | GRAFANA_VARIABLES
+        known = {v["name"] for v in board["templating"]["list"]} | GRAFANAVARIABLES
         for target in targets(board):
-            for braced, plain in _VARIABLE.findall(target.expr):
+            for braced, plain in VARIABLE.findall(target.expr):
                 assert (braced or plain) in known, f"{target}: unknown variable"
 
 
@@ -345,25 +302,6 @@ def test_provisioning_files_parse():
 
 # -- against a real Prometheus --------------------------------------------------------------------
 
-JOB = "citrix-cloud"
-DEMO_CUSTOMERS = list(DEMO_CUSTOMER_IDS)
-# What Grafana substitutes: a multi-select is sent as a regex of the chosen values; All is `.+`.
-# $__rate_interval is normally max(4 x scrape interval, $__interval); Prometheus scrapes every
-# second here, so 15 s gives enough samples within seconds of start.
-SUBSTITUTIONS = {
-    "job": JOB,
-    "instance": ".+",
-    "customer_id": "(" + "|".join(DEMO_CUSTOMERS) + ")",
-    "product": ".+",
-    "delivery_group": ".+",
-    "collector": ".+",
-    "__rate_interval": "15s",
-    "__interval": "5s",
-    "__interval_ms": "5000",
-    "__range": "1m",
-    "__range_s": "60",
-    "__range_ms": "60000",
-}
 WAIT_FOR_SERIES = 40.0
 ALL_CUSTOMERS = "Customers by overage and share used"  # the licensing dashboard's first table
 
@@ -374,7 +312,7 @@ def substitute(expr: str) -> str:
         assert name in SUBSTITUTIONS, f"no test value for ${name} in {expr}"
         return SUBSTITUTIONS[name]
 
-    return _VARIABLE.sub(value, expr)
+    return VARIABLE.sub(value, expr)
 
 
 async def api(prometheus: Prometheus, path: str, **params: Any) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from prometheus_client import generate_latest
 
 from exporter.simulator.monitor import ConnectionState, MonitorData, PowerState, RegistrationState
 from exporter.simulator.state import SimulatorState
-from tests.deploy.test_dashboards import (
-    _VARIABLE,
+from tests.support.dashboard_queries import (
     SUBSTITUTIONS,
+    VARIABLE,
     evaluation_time,
     load_dashboards,
     targets,
@@ -72,7 +72,7 @@ def state_targets() -> list[tuple[str, str]]:
 
 def substitute(expr: str, job: str) -> str:
     values = {**SUBSTITUTIONS, "job": job, "customer_id": SEED_CUSTOMER}
-    return _VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], expr)
+    return VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], expr)
 
 
 def by_labels(result: list[dict[str, Any]]) -> dict[frozenset[tuple[str, str]], float]:
