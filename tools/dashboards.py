@@ -834,8 +834,11 @@ def state_per_group(metric: str, *extra: str) -> str:
 
 
 def unregistered_ratio() -> str:
-    unregistered = state_per_group("citrix_machines", 'registration_state="unregistered"')
-    return f"({unregistered}) / {total('citrix_machines', by=GROUP_BY)}"
+    """Of each group's machines powered on and not in maintenance, the share unregistered: what
+    CitrixMachinesUnregistered measures. A group with none powered on (an autoscaled group at
+    night) has no value rather than 100 %."""
+    unregistered = total("citrix_machines_unregistered_powered_on", by=GROUP_BY)
+    return f"{unregistered} / ({total('citrix_machines_powered_on', by=GROUP_BY)} > 0)"
 
 
 def logon_quantile(q: float, by: str = "le") -> str:
@@ -970,9 +973,10 @@ def daas() -> Json:
     layout.add(
         timeseries(
             "Unregistered machines (% of delivery group)",
-            "Share of each delivery group's machines that are unregistered. The "
-            "CitrixMachinesUnregistered alert fires above 10 % (red line). Power-managed "
-            "machines that are switched off count as unregistered.",
+            "Share of each delivery group's machines powered on (and not in maintenance) "
+            "that are unregistered, as the CitrixMachinesUnregistered alert counts them; it "
+            "fires above 10 % (red line). Machines switched off do not count, so an autoscaled "
+            "group at night shows nothing.",
             "percentunit",
             Q(unregistered_ratio(), GROUP_LEGEND),
             steps=thresholds("green", (0.1, "red")),
@@ -1016,8 +1020,8 @@ def daas() -> Json:
     layout.add(
         table(
             "Delivery groups",
-            "Per delivery group now, most unregistered first: machines by state, maintenance, "
-            "faults and open sessions.",
+            "Per delivery group now, most unregistered first (the share of the machines "
+            "powered on): machines by state, maintenance, faults and open sessions.",
             "short",
             {"customer_id": "Customer", "delivery_group": "Delivery group"},
             [

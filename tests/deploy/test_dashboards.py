@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from exporter.simulator.app import create_app
-from exporter.simulator.monitor import ConnectionState, RegistrationState
+from exporter.simulator.monitor import ConnectionState, PowerState, RegistrationState
 from exporter.simulator.scenarios import demo_state
 from exporter.simulator.state import SimulatorState
 from tests.support.dashboard_queries import (
@@ -475,12 +475,19 @@ def expected_monitor(state: SimulatorState) -> dict[str, Any]:
             elif machine["CurrentRegistrationState"] == RegistrationState.UNREGISTERED:
                 machines["unregistered"] += 1
         for group in data.desktop_groups:
-            members = [m for m in live if m["DesktopGroupId"] == group["Id"]]
-            if members:
+            powered_on = [
+                m
+                for m in live
+                if m["DesktopGroupId"] == group["Id"]
+                and m["CurrentPowerState"] == PowerState.ON
+                and not m["IsInMaintenanceMode"]
+            ]
+            if powered_on:  # as CitrixMachinesUnregistered counts: powered on, not maintained
                 unregistered = sum(
-                    m["CurrentRegistrationState"] == RegistrationState.UNREGISTERED for m in members
+                    m["CurrentRegistrationState"] == RegistrationState.UNREGISTERED
+                    for m in powered_on
                 )
-                unregistered_share[(customer_id, group["Name"])] = unregistered / len(members)
+                unregistered_share[(customer_id, group["Name"])] = unregistered / len(powered_on)
     return {"sessions": sessions, "machines": machines, "share": unregistered_share}
 
 
