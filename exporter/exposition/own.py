@@ -96,9 +96,6 @@ class CustomerBlocks:
         families = [f for source in self._sources for f in source.families(customer_id)]
         return render_format(families, fmt)
 
-    def headers(self, fmt: Format) -> tuple[Block, ...]:
-        return self._document(fmt).head
-
     def _document(self, fmt: Format) -> Document:
         document = self._documents.get(fmt)
         if document is None:
