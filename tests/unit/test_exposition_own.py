@@ -21,7 +21,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.exposition import own
-from exporter.exposition.blocks import Format, generate, render_format
+from exporter.exposition.blocks import Format, generate, join, render_format
 from exporter.exposition.scrape import MetricsBody
 from exporter.metrics import FAMILIES, SelfMetrics
 from exporter.poller import Poller, PollJob, StatusCollector
@@ -163,9 +163,11 @@ async def test_rendering_many_customers_gives_the_loop_a_turn_between_slices(
     task = asyncio.create_task(other_work())
     await asyncio.sleep(0)
     started = turns
-    result = await own.CustomerBlocks([metrics.series]).blocks(Format.TEXT)
+    customer_blocks = own.CustomerBlocks([metrics.series])
+    result = await customer_blocks.blocks(Format.TEXT)
     task.cancel()
     assert len(result) == 51  # the header block and one per customer, in customer order
+    assert b"".join(await customer_blocks.parts(Format.TEXT)) == join(result)
     assert turns - started >= 49
 
 
