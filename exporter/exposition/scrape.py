@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
@@ -134,14 +132,3 @@ class MetricsBody:
         self, published: Published, customers: list[bytes], fmt: Format, gzip: bool
     ) -> list[bytes]:
         return published.finish([*customers, generate(self._own, fmt)], gzip)
-
-
-class Combined(Collector):
-    """Several collectors (or registries) collected as one, in order."""
-
-    def __init__(self, *sources: Collector | CollectorRegistry) -> None:
-        self._sources = sources
-
-    def collect(self) -> Iterable[Metric]:
-        for source in self._sources:
-            yield from source.collect()
