@@ -115,9 +115,6 @@ class MetricsBody:
             self._published[fmt] = published
             return published
 
-    async def render(self, fmt: Format, gzip: bool) -> bytes:
-        return b"".join(await self.parts(fmt, gzip))
-
     async def parts(self, fmt: Format, gzip: bool) -> list[bytes]:
         """The document as parts to send one after the other (`Published.finish`)."""
         published = await self._current(fmt)

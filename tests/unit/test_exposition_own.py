@@ -26,6 +26,7 @@ from exporter.exposition.scrape import MetricsBody
 from exporter.metrics import FAMILIES, SelfMetrics
 from exporter.poller import Poller, PollJob, StatusCollector
 from exporter.snapshot import SnapshotStore
+from tests.support.helpers import scraped
 
 NASTY = 'a"b\\c\nd é'
 
@@ -78,7 +79,7 @@ async def test_the_scrape_says_what_prometheus_clients_metrics_said(fmt: Format)
     metrics = SelfMetrics(ours)
     update(metrics, reference(theirs))
     body = MetricsBody(SnapshotStore(3600), CollectorRegistry(), [metrics.series])
-    document = (await body.render(fmt, gzip=False)).decode()
+    document = (await scraped(body, fmt)).decode()
     expected = generate(theirs, fmt).decode()
     assert parsed(document, fmt) == parsed(expected, fmt)
     assert parsed(generate(ours, fmt).decode(), fmt) == parsed(expected, fmt)  # --once
