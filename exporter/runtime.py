@@ -18,7 +18,6 @@ from prometheus_client import (
 from .collector import registry
 from .collector.base import CollectorContext
 from .config import Config, CustomerConfig
-from .exposition.scrape import Combined
 from .log import get_logger
 from .metrics import DataIssues, ReloadStatus, SelfMetrics, build_info
 from .poller import Poller, PollJob, StatusCollector
@@ -71,8 +70,9 @@ class Exporter:
         self.status = StatusCollector(self.poller)
         self.own_registry.register(self.status)
         self.per_customer = (self.metrics.series, self.status)
-        self.registry = CollectorRegistry()
-        self.registry.register(Combined(self.own_registry, self.store))
+        self.registry = CollectorRegistry()  # a registry collects the registries in it, in order
+        self.registry.register(self.own_registry)
+        self.registry.register(self.store)
 
     async def __aenter__(self) -> Exporter:
         await self.open()

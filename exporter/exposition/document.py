@@ -36,10 +36,6 @@ class Document:
         self._families: dict[bytes, dict[Hashable, Samples]] | None = None  # None: rebuild
         self._joined: dict[bytes, bytes] = {}
 
-    @property
-    def head(self) -> tuple[Block, ...]:
-        return self._head
-
     def update(self, member: Hashable, blocks: Sequence[Block]) -> None:
         """Set `member`'s blocks; only the families whose samples changed are joined again."""
         new = tuple(blocks)
@@ -57,6 +53,10 @@ class Document:
             if before != after:
                 self._families[after[0]][member] = (after[1], after[2])
                 self._joined.pop(after[0], None)
+
+    def blocks(self) -> list[tuple[Block, ...]]:
+        """The head, then every member's blocks in member order: what `parts` joins."""
+        return [self._head] + [self._members[m] for m in sorted(self._members)]
 
     def remove(self, member: Hashable) -> None:
         if self._members.pop(member, None) is not None:

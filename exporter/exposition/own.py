@@ -61,7 +61,6 @@ class CustomerBlocks:
         self._customers: set[str] = set()
         self._stale: dict[Format, set[str]] = {fmt: set() for fmt in Format}
         self._documents: dict[Format, Document] = {}
-        self._blocks: dict[Format, dict[str, tuple[Block, ...]]] = {fmt: {} for fmt in Format}
         self._lock = asyncio.Lock()  # concurrent scrapes render a changed customer once
 
     def _collect_changes(self) -> None:
@@ -88,16 +87,12 @@ class CustomerBlocks:
     def _forget(self, customer_id: str) -> None:
         for fmt in Format:
             self._stale[fmt].discard(customer_id)
-            self._blocks[fmt].pop(customer_id, None)
             if fmt in self._documents:
                 self._documents[fmt].remove(customer_id)
 
     def _render(self, customer_id: str, fmt: Format) -> tuple[Block, ...]:
         families = [f for source in self._sources for f in source.families(customer_id)]
         return render_format(families, fmt)
-
-    def headers(self, fmt: Format) -> tuple[Block, ...]:
-        return self._document(fmt).head
 
     def _document(self, fmt: Format) -> Document:
         document = self._documents.get(fmt)
@@ -111,11 +106,10 @@ class CustomerBlocks:
         """The document of `fmt` with every changed customer rendered again (sliced)."""
         self._collect_changes()
         document = self._document(fmt)
-        stale, blocks = self._stale[fmt], self._blocks[fmt]
+        stale = self._stale[fmt]
         deadline = time.perf_counter() + SLICE_SECONDS
         for customer_id in sorted(stale):
-            blocks[customer_id] = self._render(customer_id, fmt)
-            document.update(customer_id, blocks[customer_id])
+            document.update(customer_id, self._render(customer_id, fmt))
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + SLICE_SECONDS
@@ -125,9 +119,7 @@ class CustomerBlocks:
     async def blocks(self, fmt: Format) -> list[tuple[Block, ...]]:
         """The header block, then each customer's blocks in `fmt`, current as of this call."""
         async with self._lock:
-            document = await self._refresh(fmt)
-            blocks = self._blocks[fmt]
-            return [document.head] + [blocks[c] for c in sorted(self._customers)]
+            return (await self._refresh(fmt)).blocks()
 
     async def parts(self, fmt: Format) -> list[bytes]:
         """The joined document of the header and every customer, one part per family: the

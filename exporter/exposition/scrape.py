@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
@@ -117,9 +115,6 @@ class MetricsBody:
             self._published[fmt] = published
             return published
 
-    async def render(self, fmt: Format, gzip: bool) -> bytes:
-        return b"".join(await self.parts(fmt, gzip))
-
     async def parts(self, fmt: Format, gzip: bool) -> list[bytes]:
         """The document as parts to send one after the other (`Published.finish`)."""
         published = await self._current(fmt)
@@ -134,14 +129,3 @@ class MetricsBody:
         self, published: Published, customers: list[bytes], fmt: Format, gzip: bool
     ) -> list[bytes]:
         return published.finish([*customers, generate(self._own, fmt)], gzip)
-
-
-class Combined(Collector):
-    """Several collectors (or registries) collected as one, in order."""
-
-    def __init__(self, *sources: Collector | CollectorRegistry) -> None:
-        self._sources = sources
-
-    def collect(self) -> Iterable[Metric]:
-        for source in self._sources:
-            yield from source.collect()

@@ -17,6 +17,8 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import Config
+from exporter.exposition.blocks import Format
+from exporter.exposition.scrape import MetricsBody
 
 SEED_CUSTOMER = "xingqit48867"
 SEED_CLIENT = "seed-client"
@@ -78,6 +80,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
+
+
+async def scraped(body: MetricsBody, fmt: Format, gzip: bool = False) -> bytes:
+    """The whole /metrics body `body` serves, as one bytes object (a scrape sends it in parts)."""
+    return b"".join(await body.parts(fmt, gzip))
 
 
 def value(text: str, name: str, **labels: str) -> float | None:

@@ -21,7 +21,14 @@ from exporter.exposition.scrape import MetricsBody, negotiate, wants_gzip
 from exporter.simulator.state import LicenseScenario, SimCustomer, SimulatorState
 from exporter.snapshot import SnapshotStore
 from exporter.web import create_web_app
-from tests.support.helpers import SEED_CUSTOMER, SEED_SECRET, make_config, require_binary, value
+from tests.support.helpers import (
+    SEED_CUSTOMER,
+    SEED_SECRET,
+    make_config,
+    require_binary,
+    scraped,
+    value,
+)
 
 ACME = ("acme", "licensing")
 GLOBEX = ("globex", "licensing")
@@ -83,29 +90,29 @@ async def test_a_scrape_reuses_the_joined_body_until_the_store_changes() -> None
     body = MetricsBody(store, own)
     store.publish(ACME, [gauge("acme", 1)])
 
-    first = (await body.render(Format.TEXT, gzip=False)).decode()
+    first = (await scraped(body, Format.TEXT)).decode()
     joined = body._published[Format.TEXT]
     counter.inc()
-    second = (await body.render(Format.TEXT, gzip=False)).decode()
+    second = (await scraped(body, Format.TEXT)).decode()
     assert body._published[Format.TEXT] is joined  # nothing published: not joined again
     assert value(first, "citrix_own_total") == 0
     assert value(second, "citrix_own_total") == 1  # the own metrics are current
 
     store.publish(GLOBEX, [gauge("globex", 2)])
-    third = (await body.render(Format.TEXT, gzip=False)).decode()
+    third = (await scraped(body, Format.TEXT)).decode()
     assert body._published[Format.TEXT] is not joined
     assert value(third, "citrix_x", customer_id="globex") == 2
     assert value(third, "citrix_x", customer_id="acme") == 1
 
     store.drop(ACME)
-    assert value((await body.render(Format.TEXT, gzip=False)).decode(), "citrix_x") == 2
+    assert value((await scraped(body, Format.TEXT)).decode(), "citrix_x") == 2
 
 
 async def test_openmetrics_ends_once_with_eof_after_the_own_metrics() -> None:
     store = SnapshotStore(3600)
     own, _ = own_registry()
     store.publish(ACME, [gauge("acme", 1)])
-    document = (await MetricsBody(store, own).render(Format.OPENMETRICS, gzip=False)).decode()
+    document = (await scraped(MetricsBody(store, own), Format.OPENMETRICS)).decode()
     assert document.count("# EOF") == 1 and document.endswith("citrix_own_total 0.0\n# EOF\n")
 
 
@@ -117,8 +124,8 @@ async def test_gzip_is_one_stream_of_the_same_document_and_reuses_the_compressed
         store.publish((f"c{index}", "licensing"), [gauge(f"c{index}", index)])
     for _ in range(2):
         counter.inc()
-        plain = await body.render(Format.OPENMETRICS, gzip=False)
-        packed = await body.render(Format.OPENMETRICS, gzip=True)
+        plain = await scraped(body, Format.OPENMETRICS)
+        packed = await scraped(body, Format.OPENMETRICS, gzip=True)
         stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         assert stream.decompress(packed) == plain == gzip.decompress(packed)
         assert stream.eof and not stream.unused_data  # a single gzip member

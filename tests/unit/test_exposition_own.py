@@ -21,11 +21,12 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.exposition import own
-from exporter.exposition.blocks import Format, generate, render_format
+from exporter.exposition.blocks import Format, generate, join, render_format
 from exporter.exposition.scrape import MetricsBody
 from exporter.metrics import FAMILIES, SelfMetrics
 from exporter.poller import Poller, PollJob, StatusCollector
 from exporter.snapshot import SnapshotStore
+from tests.support.helpers import scraped
 
 NASTY = 'a"b\\c\nd é'
 
@@ -78,7 +79,7 @@ async def test_the_scrape_says_what_prometheus_clients_metrics_said(fmt: Format)
     metrics = SelfMetrics(ours)
     update(metrics, reference(theirs))
     body = MetricsBody(SnapshotStore(3600), CollectorRegistry(), [metrics.series])
-    document = (await body.render(fmt, gzip=False)).decode()
+    document = (await scraped(body, fmt)).decode()
     expected = generate(theirs, fmt).decode()
     assert parsed(document, fmt) == parsed(expected, fmt)
     assert parsed(generate(ours, fmt).decode(), fmt) == parsed(expected, fmt)  # --once
@@ -163,9 +164,11 @@ async def test_rendering_many_customers_gives_the_loop_a_turn_between_slices(
     task = asyncio.create_task(other_work())
     await asyncio.sleep(0)
     started = turns
-    result = await own.CustomerBlocks([metrics.series]).blocks(Format.TEXT)
+    customer_blocks = own.CustomerBlocks([metrics.series])
+    result = await customer_blocks.blocks(Format.TEXT)
     task.cancel()
     assert len(result) == 51  # the header block and one per customer, in customer order
+    assert b"".join(await customer_blocks.parts(Format.TEXT)) == join(result)
     assert turns - started >= 49
 
 
