@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, CustomerConfig, PollConfig, WebConfig
+from .config import Config, PollConfig, WebConfig
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "region", "api_url", "ca_file")
 # poll.* keys a reload cannot apply: the connection pool and its cap are built once.
@@ -73,12 +73,13 @@ def plan(old: Config, new: Config) -> Plan:
         previous = before.get(customer_id)
         if previous is None:
             continue
-        kinds = _customer_changes(previous, customer)
-        if "credentials" in kinds:
+        new_credentials = bool(_changed(previous, customer, CREDENTIAL_KEYS))
+        new_collectors = previous.collectors != customer.collectors
+        if new_credentials:
             credentials.append(customer_id)
-        if "collectors" in kinds:
+        if new_collectors:
             collectors.append(customer_id)
-        if not kinds:
+        if not (new_credentials or new_collectors):
             unchanged.append(customer_id)
     poll = _changed(old.poll, new.poll, tuple(PollConfig.model_fields))
     restart = [
@@ -95,15 +96,6 @@ def plan(old: Config, new: Config) -> Plan:
         poll=tuple(poll),
         needs_restart=tuple(restart),
     )
-
-
-def _customer_changes(old: CustomerConfig, new: CustomerConfig) -> set[str]:
-    kinds = set()
-    if _changed(old, new, CREDENTIAL_KEYS):
-        kinds.add("credentials")
-    if old.collectors != new.collectors:
-        kinds.add("collectors")
-    return kinds
 
 
 def web_restarts(old: WebConfig, new: WebConfig) -> list[str]:

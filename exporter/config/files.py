@@ -29,6 +29,7 @@ __all__ = [
     "SECRET_FILE_MAX_BYTES",
     "FileProblem",
     "check_ca_file",
+    "file_identity",
     "read_bounded",
 ]
 
@@ -87,11 +88,17 @@ def check_ca_file(path: str) -> None:
     doing the same here makes ``--check-config`` fail where serving would fail.
     """
     try:
-        info = os.stat(path)
+        identity = file_identity(path)
     except OSError as exc:
         raise FileProblem(_reason(exc)) from None
     # The file's identity is part of the key, so an edited file is checked again.
-    _check_pem_certificates(path, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+    _check_pem_certificates(path, identity)
+
+
+def file_identity(path: str) -> tuple[int, ...]:
+    """What tells a replaced or edited file from the one read before (OSError if it is gone)."""
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 @lru_cache(maxsize=64)

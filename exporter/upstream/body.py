@@ -79,6 +79,18 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return b"()" in brackets  # a pair still left after `limit` levels were taken off
 
 
+def json_codec(body: bytes, repair: bool) -> tuple[str, str]:
+    """The encoding and error handler that turn `body` into the text `json.loads` parses.
+
+    Without `repair`, json.loads's own (the detected encoding, lone surrogates passed);
+    with it, parse_json's second try: UTF-8 with invalid bytes replaced (U+FFFD). One place,
+    so the sliced parser decodes exactly as parse_json does.
+    """
+    if repair:
+        return "utf-8", "replace"
+    return json.detect_encoding(body), "surrogatepass"
+
+
 class TooDeep(ValueError):
     """JSON that nests deeper than MAX_JSON_DEPTH."""
 
@@ -117,7 +129,7 @@ def parse_json(
         try:
             return json.loads(body)
         except UnicodeDecodeError:
-            data = json.loads(body.decode(errors="replace"))  # bytes.decode is always UTF-8
+            data = json.loads(body.decode(*json_codec(body, repair=True)))
             if on_repair is not None:
                 on_repair()
             return data

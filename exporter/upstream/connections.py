@@ -9,7 +9,6 @@ Why one session and how a CA file stays one customer's: `transport.py`.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 from collections.abc import Callable, Collection
@@ -17,6 +16,7 @@ from collections.abc import Callable, Collection
 import aiohttp
 
 from ..config import Config, CustomerConfig
+from ..config.files import file_identity
 from ..metrics import SelfMetrics
 from .client import ApiClient, Sleep
 from .transport import Transport
@@ -118,7 +118,4 @@ class Connections:
 
 def _identity(path: str | None) -> object:
     """What tells a replaced CA file from the one loaded (None: the system store only)."""
-    if path is None:
-        return None
-    info = os.stat(path)
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return None if path is None else file_identity(path)

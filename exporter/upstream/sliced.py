@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .body import MAX_JSON_DEPTH, TooDeep, json_errors, parse_json, too_deep
+from .body import MAX_JSON_DEPTH, TooDeep, json_codec, json_errors, parse_json, too_deep
 
 # Above this size a body is parsed in slices (about 3 ms of parsing at once below it).
 SLICED_ABOVE = 256 * 1024
@@ -128,9 +128,10 @@ class _Walker:
         return found == closing
 
 
-async def decode_text(body: bytes, slices: _Slices, errors: str) -> str:
-    """`body` as text in the encoding json.loads would detect, decoded a chunk at a time."""
-    decoder = codecs.getincrementaldecoder(json.detect_encoding(body))(errors)
+async def decode_text(body: bytes, slices: _Slices, repair: bool) -> str:
+    """`body` as text as `body.json_codec` says, decoded a chunk at a time."""
+    encoding, errors = json_codec(body, repair)
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
     parts = []
     for start in range(0, len(body), DECODE_CHUNK):
         parts.append(decoder.decode(body[start : start + DECODE_CHUNK]))
@@ -155,9 +156,9 @@ async def parse_json_yielding(
     slices = _Slices(slice_seconds)
     with json_errors(what, status, txid):
         try:
-            text = await decode_text(body, slices, "strict")
+            text = await decode_text(body, slices, repair=False)
         except UnicodeDecodeError:
-            text = await decode_text(body, slices, "replace")
+            text = await decode_text(body, slices, repair=True)
             if on_repair is not None:
                 on_repair()
         return await _Walker(text, slices).document()

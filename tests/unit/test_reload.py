@@ -245,9 +245,13 @@ async def test_a_started_poller_polls_added_jobs_at_once_and_reschedules_kept_on
             await asyncio.sleep(0.01)
         new = config_of(SEED, entry(ADDED, ADDED_CLIENT, ADDED_SECRET), url=base_url, interval=1)
         await exporter.apply(new, plan(old, new))
-        added = exporter.poller.jobs[1]
-        while added.status.attempts == 0 or exporter.poller.jobs[0].status.attempts < 2:
-            await asyncio.sleep(0.01)  # the kept job's next slot is within a second now
+        added, kept = exporter.poller.jobs[1], exporter.poller.jobs[0]
+
+        async def both_polled() -> None:
+            while added.status.attempts == 0 or kept.status.attempts < 2:
+                await asyncio.sleep(0.01)  # the kept job's next slot is within a second now
+
+        await asyncio.wait_for(both_polled(), 10)  # fails, not hangs, if either never polls
     finally:
         await exporter.poller.stop()
 

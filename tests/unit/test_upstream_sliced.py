@@ -64,6 +64,8 @@ def test_any_document_parses_as_parse_json_parses_it(value: Any, indent: int | N
         b"\xef\xbb\xbf{\"a\": 1}",  # UTF-8 BOM
         '{"é": ["ü"]}'.encode("utf-16"),  # json.loads detects UTF-16 too
         b'{"a": "\xfe"}',  # invalid UTF-8: repaired
+        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate in UTF-8: json.loads passes it
+        '{"a": 1}'.encode("utf-16-le") + b"\x00",  # UTF-16 cut short: repaired as UTF-8
         b"", b"[1,]", b'{"a": 1,}', b'{"a" 1}', b"[1 2]", b"[1", b'{"a": 1} x', b"{1: 2}",
         b'{"a": tru}', nested(64), nested(65), b'{"v": [' + nested(62) + b"]}",
         b'{"v": [' + nested(63) + b"]}", nested(100_000),
