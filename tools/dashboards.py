@@ -110,6 +110,8 @@ LICENSING_UID = "citrix-cloud-licensing"
 CUSTOMER_LINK = dashboard_link("Licenses of this customer", LICENSING_UID, "customer_id")
 # The overage forecast uses the CitrixLicensesOverageForecast alert's trend window.
 FORECAST_WINDOW = PARAMS["forecast_window"].default
+# The CitrixLicensesLow alert's share of available licenses remaining: red below it.
+LOW_SHARE = float(PARAMS["low_share"].default)
 
 
 def overage_column(title: str, expr: str) -> Column:
@@ -172,7 +174,7 @@ def licensing() -> Json:
                     "Remaining %",
                     ratio_of_available("citrix_licenses_remaining"),
                     unit="percentunit",
-                    steps=thresholds("red", (0.1, "orange"), (0.2, "green")),
+                    steps=thresholds("red", (LOW_SHARE, "orange"), (0.2, "green")),
                     cell="color-background",
                 ),
                 Column("Available", lic("citrix_licenses_available")),
@@ -238,7 +240,7 @@ def licensing() -> Json:
          thresholds("green", (0.9, "orange"), (1, "red")), 1.2),
         ("Remaining (% of available)", "citrix_licenses_remaining", "bottomk",
          "The lowest shares. Red below 10 % (the CitrixLicensesLow alert), orange below 20 %.",
-         thresholds("red", (0.1, "orange"), (0.2, "green")), 1),
+         thresholds("red", (LOW_SHARE, "orange"), (0.2, "green")), 1),
     ]:  # fmt: skip
         layout.add(
             gauge(
@@ -811,6 +813,8 @@ NO_GROUP = ("delivery_group",)  # citrix_connection_failures_total has no delive
 
 # The CitrixLogonSlow alert's p95 threshold, drawn on the per-group p95 panel.
 LOGON_P95_SECONDS = float(PARAMS["logon_p95_seconds"].default)
+# The CitrixMachinesUnregistered alert's share of a group's powered-on machines: red above it.
+UNREGISTERED_SHARE = float(PARAMS["unregistered_share"].default)
 
 
 def total(metric: str, *extra: str, by: str | None = None) -> str:
@@ -979,7 +983,7 @@ def daas() -> Json:
             "group at night shows nothing.",
             "percentunit",
             Q(unregistered_ratio(), GROUP_LEGEND),
-            steps=thresholds("green", (0.1, "red")),
+            steps=thresholds("green", (UNREGISTERED_SHARE, "red")),
             threshold_style="line",
         ),
         12,
@@ -1029,7 +1033,7 @@ def daas() -> Json:
                     "Unregistered %",
                     unregistered_ratio(),
                     unit="percentunit",
-                    steps=thresholds("green", (0.1, "red")),
+                    steps=thresholds("green", (UNREGISTERED_SHARE, "red")),
                     cell="color-background",
                 ),
                 Column("Machines", total("citrix_machines", by=GROUP_BY)),

@@ -65,10 +65,6 @@ SERIES_PER_GROUP = (
     len(CONNECTION_STATE) + len(REGISTRATION_STATE) + 1 + len(FAULTED_STATES)
     + len(POWER_STATE) + 1 + 2
 )  # fmt: skip
-# With `omit_zero_states` only the series without a state label (in maintenance, powered on,
-# unregistered powered on) and the info are sure to be there; the state series that are not 0
-# come from upstream counts, already in memory (poller checks them).
-SERIES_PER_GROUP_OMITTING_ZEROS = 4
 # Only "on" is powered on: a machine turning on is unregistered for a while by design, and an
 # unmanaged one (no power management: Remote PC, physical) has no power state to go by.
 POWERED_ON = POWER_STATE[3]
@@ -240,11 +236,11 @@ class MonitorCollector(Collector[MonitorCollectorConfig]):
         # Zero-filled series only for groups that have machines or sessions now: a deleted
         # group's series disappear on the next poll, even between name refreshes.
         live = sorted({self._groups[i].name for i in seen_ids if i in self._groups})
-        per_group = (
-            SERIES_PER_GROUP_OMITTING_ZEROS if self.config.omit_zero_states else SERIES_PER_GROUP
-        )
-        if (series := len(live) * per_group) > self.ctx.max_series:
-            # Checked before building them: 10,000 groups would be 320,000 samples in memory.
+        # Zero-filling multiplies: checked before building them, 10,000 groups would be 320,000
+        # samples in memory. Without the zeros the result grows with the upstream counts already
+        # in memory, and the poller's check of the whole result is the one that counts.
+        series = len(live) * SERIES_PER_GROUP
+        if not self.config.omit_zero_states and series > self.ctx.max_series:
             raise SeriesLimitError(series, self.ctx.max_series, f" ({len(live):,} groups)")
         return [
             *self._session_families(sessions, live),

@@ -173,3 +173,16 @@ async def test_a_cap_the_zero_filled_result_exceeds_lets_the_omitting_one_throug
     assert "(2 groups)" in (filled.poller.jobs[0].status.last_error or "")
     config = make_config(base_url, [customer], max_series=63, omit_zero_states=True)
     assert state_series(await poll(await exporter_factory(config, clock=Clock(T0)))) == NOT_ZERO
+
+
+async def test_without_the_zeros_the_poller_refuses_a_result_over_the_cap(
+    base_url, exporter_factory, tenant
+):
+    """The collector checks ahead only the zero-filled result; without the zeros the poller
+    counts the whole result, and a cap it exceeds still publishes nothing."""
+    config = make_config(base_url, [monitor_customer({})], max_series=10, omit_zero_states=True)
+    exporter = await exporter_factory(config, clock=Clock(T0))
+    assert not await exporter.poller.run_all_once()
+    error = exporter.poller.jobs[0].status.last_error or ""
+    assert "more than poll.max_series (10); not published" in error
+    assert "groups)" not in error  # the whole result's count, not the collector's estimate

@@ -449,6 +449,9 @@ def test_every_threshold_is_pinned_by_a_boundary_case(tmp_path):
     survivors = [label for path, label in files.items() if verdicts.get(str(path))]
     assert not survivors, f"threshold changes no boundary case notices: {survivors}"
     assert len(verdicts) == len(files), result.stdout[-2000:] + result.stderr[-2000:]
+    # Every verdict is read under its file's name: a name that did not match would pass as no
+    # survivor.
+    assert set(verdicts) == set(map(str, files)), result.stdout[-2000:]
 
 
 # -- docs/runbooks.md: which test fires each alert, which keeps it quiet ---------------------------
